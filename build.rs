@@ -1,0 +1,16 @@
+//! Generates the tonic/prost code for `proto/tokend/v1` and a FileDescriptorSet
+//! (with imports) used by reflection and by `tokend descriptor`.
+
+use std::{env, error::Error, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // A vendored protoc, so a fresh machine needs only the Rust toolchain.
+    // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+    unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("tokend_descriptor.bin"))
+        .compile_protos(&["proto/tokend/v1/api_token.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

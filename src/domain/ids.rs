@@ -1,0 +1,220 @@
+//! Identifiers: of organizations, of tokens, and of the entities roles apply to.
+
+use std::fmt;
+
+use super::error::{FieldViolation, check_text};
+
+/// Lowercase Crockford base32: no i, l, o, u, so ids read back unambiguously.
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Length of a generated token id: 128 bits in base32.
+pub const TOKEN_ID_LEN: usize = 26;
+/// Longest id a request may carry; longer ones are refused before any lookup.
+pub const MAX_ID_LEN: usize = 64;
+
+/// The ID of an organization: 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrganizationId(String);
+
+impl OrganizationId {
+    /// Parses an organization id given in `field`.
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        if value.is_empty() {
+            return Err(FieldViolation::new(field, "is required"));
+        }
+        if value.len() > MAX_ID_LEN {
+            return Err(FieldViolation::new(
+                field,
+                format!("must be at most {MAX_ID_LEN} characters"),
+            ));
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(FieldViolation::new(
+                field,
+                "may contain only letters, digits, '.', '_' and '-'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ID of an API token. Generated ids are 26 characters of lowercase
+/// Crockford base32 whose first 10 encode the creation time in milliseconds,
+/// so ordering by id is ordering by creation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(String);
+
+impl TokenId {
+    /// A new id for a token created at `unix_millis`, with 80 random bits.
+    pub fn generate(unix_millis: u64, random: [u8; 10]) -> Self {
+        let mut value: u128 = u128::from(unix_millis & 0xFFFF_FFFF_FFFF) << 80;
+        for (i, byte) in random.iter().enumerate() {
+            value |= u128::from(*byte) << (72 - 8 * i);
+        }
+        let mut out = String::with_capacity(TOKEN_ID_LEN);
+        for i in (0..TOKEN_ID_LEN).rev() {
+            // 26 digits of 5 bits cover 130 bits; the top digit holds 3.
+            let digit = ((value >> (5 * i)) & 0x1F) as usize;
+            out.push(char::from(CROCKFORD[digit]));
+        }
+        Self(out)
+    }
+
+    /// Parses the id part of a token secret: exactly the generated shape.
+    pub fn parse_generated(value: &str) -> Option<Self> {
+        let well_formed = value.len() == TOKEN_ID_LEN
+            && value.bytes().all(|b| CROCKFORD.contains(&b))
+            && value.as_bytes()[0] <= b'7';
+        well_formed.then(|| Self(value.to_owned()))
+    }
+
+    /// Parses a token id named in a request (`tokenId`): any non-empty string
+    /// up to 64 characters, since an id that was never generated is simply
+    /// not found.
+    pub fn parse_requested(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        if value.is_empty() {
+            return Err(FieldViolation::new(field, "is required"));
+        }
+        if value.len() > MAX_ID_LEN {
+            return Err(FieldViolation::new(
+                field,
+                format!("must be at most {MAX_ID_LEN} characters"),
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// Rebuilds an id read back from the store, which only holds generated ids.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ID of a workspace, deployment or DAG, or a DAG tag: 1 to 255
+/// characters with no control characters. tokend does not own these
+/// entities; it only records which tokens hold roles on them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityId(String);
+
+/// Longest entity id or DAG tag accepted.
+pub const MAX_ENTITY_ID_LEN: usize = 255;
+
+impl EntityId {
+    /// Parses an entity id given in `field`.
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        if value.trim() != value {
+            return Err(FieldViolation::new(
+                field,
+                "must not start or end with whitespace",
+            ));
+        }
+        check_text(field, value, 1, MAX_ENTITY_ID_LEN)?;
+        if value.contains(['\n', '\t']) {
+            return Err(FieldViolation::new(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// Parses an optional entity id: the empty string means absent.
+    pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, FieldViolation> {
+        if value.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(field, value).map(Some)
+        }
+    }
+
+    /// Rebuilds an id read back from the store.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&OrganizationId> for EntityId {
+    fn from(org: &OrganizationId) -> Self {
+        Self(org.0.clone())
+    }
+}
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_time_ordered_and_parse_back() {
+        let a = TokenId::generate(1_700_000_000_000, [0xFF; 10]);
+        let b = TokenId::generate(1_700_000_000_001, [0x00; 10]);
+        assert!(a < b, "{a} < {b}");
+        assert_eq!(a.as_str().len(), TOKEN_ID_LEN);
+        assert_eq!(TokenId::parse_generated(a.as_str()), Some(a.clone()));
+        assert_eq!(TokenId::parse_generated(b.as_str()), Some(b));
+    }
+
+    #[test]
+    fn parse_generated_refuses_other_shapes() {
+        let good = TokenId::generate(1, [7; 10]);
+        let s = good.as_str();
+        assert!(TokenId::parse_generated(&s[1..]).is_none());
+        assert!(TokenId::parse_generated(&format!("{s}0")).is_none());
+        assert!(TokenId::parse_generated(&s.to_uppercase()).is_none());
+        assert!(TokenId::parse_generated(&format!("i{}", &s[1..])).is_none());
+        assert!(TokenId::parse_generated(&format!("8{}", &s[1..])).is_none());
+    }
+
+    #[test]
+    fn organization_ids() {
+        assert!(OrganizationId::parse("organizationId", "clm8q7f6q000008lcgyougpsk").is_ok());
+        assert!(OrganizationId::parse("organizationId", "").is_err());
+        assert!(OrganizationId::parse("organizationId", "a b").is_err());
+        assert!(OrganizationId::parse("organizationId", "a'; DROP").is_err());
+        assert!(OrganizationId::parse("organizationId", &"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn entity_ids() {
+        assert!(EntityId::parse("entityId", "my dag-tag ✓").is_ok());
+        assert!(EntityId::parse("entityId", " padded").is_err());
+        assert!(EntityId::parse("entityId", "nul\0").is_err());
+        assert!(EntityId::parse("entityId", "new\nline").is_err());
+        assert!(EntityId::parse("entityId", &"x".repeat(256)).is_err());
+        assert_eq!(EntityId::parse_optional("entityId", ""), Ok(None));
+    }
+}
