@@ -1,6 +1,15 @@
 //! tokend: a gRPC service that owns API tokens.
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod domain;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod usage;
 
 /// Code generated from `proto/tokend/v1` by `build.rs`.
 pub mod pb {

@@ -1,0 +1,225 @@
+//! The only code that knows sea-orm: connections, migrations and queries.
+//!
+//! Each query function has one job, takes domain types and returns domain
+//! types. SQLite gets one writer connection and a separate read pool (SQLite
+//! has one writer; a single writer connection means no two transactions ever
+//! race to upgrade their locks); PostgreSQL uses one pool for both.
+
+mod convert;
+pub mod entity;
+mod error;
+pub mod migration;
+mod tokens;
+mod usage;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use error::StoreError;
+pub use tokens::{CreateRecord, DigestMatch};
+pub use usage::UsageRecord;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// Infers the kind from a database URL, without logging or keeping it.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// A name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Largest pool: PostgreSQL connections, or SQLite readers.
+    pub max_connections: u32,
+    /// How long a call waits for a connection (or to connect) before failing
+    /// with UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a lock held by another process.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    kind: DatabaseKind,
+    sqlite_file: Option<SqliteFile>,
+}
+
+/// The SQLite file the store opened, to notice when it is moved or replaced
+/// under a running server (its connections would keep writing to a file
+/// nobody reads).
+#[derive(Debug, Clone)]
+struct SqliteFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl SqliteFile {
+    fn identity_of(path: &PathBuf) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`).
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        match DatabaseKind::of_url(url) {
+            Some(DatabaseKind::Sqlite) => Self::connect_sqlite(url, options).await,
+            Some(DatabaseKind::Postgres) => Self::connect_postgres(url, options).await,
+            None => Err(StoreError::Config(
+                "database URL must start with sqlite:, postgres:// or postgresql://".into(),
+            )),
+        }
+    }
+
+    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(options.max_connections)
+            .min_connections(1)
+            .connect_timeout(options.acquire_timeout)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false)
+            .set_application_name("tokend");
+        let pool = Database::connect(opts).await?;
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+            kind: DatabaseKind::Postgres,
+            sqlite_file: None,
+        })
+    }
+
+    async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let parsed: SqliteConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let busy = options.sqlite_busy_timeout;
+        let tune = move |o: SqliteConnectOptions| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy)
+                .foreign_keys(true)
+        };
+        let mut write_opts = ConnectOptions::new(url);
+        write_opts
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(tune);
+        let write = Database::connect(write_opts).await?;
+        if in_memory {
+            return Ok(Self {
+                read: write.clone(),
+                write,
+                kind: DatabaseKind::Sqlite,
+                sqlite_file: None,
+            });
+        }
+        let mut read_opts = ConnectOptions::new(url);
+        read_opts
+            .max_connections(options.max_connections.max(1))
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(move |o| tune(o).pragma("query_only", "ON"));
+        let read = Database::connect(read_opts).await?;
+        let path = parsed.get_filename().to_path_buf();
+        let identity = SqliteFile::identity_of(&path);
+        Ok(Self {
+            read,
+            write,
+            kind: DatabaseKind::Sqlite,
+            sqlite_file: Some(SqliteFile { path, identity }),
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// Applies pending migrations in one transaction. On PostgreSQL a
+    /// transaction-scoped advisory lock makes replicas that start together
+    /// apply them once, one after the other.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let txn = self.write.begin().await?;
+        if self.kind == DatabaseKind::Postgres {
+            // Arbitrary constant: "tokend" in ASCII.
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(127970394892644)")
+                .await?;
+        }
+        migration::Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Answers whether the database serves queries right now: a trivial
+    /// query, and for SQLite, that the file is still the one opened.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read.execute_unprepared("SELECT 1").await?;
+        if let Some(file) = &self.sqlite_file {
+            if SqliteFile::identity_of(&file.path) != file.identity {
+                return Err(StoreError::Unavailable(
+                    "the SQLite database file was moved, replaced or made inaccessible".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection; pending statements finish first.
+    pub async fn close(self) {
+        let Self { read, write, .. } = self;
+        // Errors while closing leave nothing to recover; the process is ending.
+        let _ = write.close().await;
+        let _ = read.close().await;
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.write.get_database_backend()
+    }
+}

@@ -1,0 +1,333 @@
+//! Token queries: create, get, list, find by secret digest.
+
+use std::collections::HashMap;
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::convert::{
+    role_from_row, role_to_row, subject_from_row, subject_to_row, token_from_row,
+};
+use super::entity::{api_token, api_token_role, api_token_secret, subject};
+use super::{Store, StoreError};
+use crate::domain::ids::{OrganizationId, TokenId};
+use crate::domain::list::{Direction, ListFilter, ListQuery, SortField};
+use crate::domain::role::{EntityType, RoleBinding};
+use crate::domain::secret::SecretDigest;
+use crate::domain::subject::Subject;
+use crate::domain::token::{ApiToken, NewToken, TokenType};
+
+/// A token found by one of its secret digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMatch {
+    /// The token.
+    pub token: ApiToken,
+    /// When this particular secret stops working (set only for a secret
+    /// rotated out with a grace period).
+    pub secret_expires_at: Option<i64>,
+}
+
+/// What Create writes besides the validated request.
+#[derive(Debug, Clone)]
+pub struct CreateRecord<'a> {
+    /// The generated id.
+    pub id: &'a TokenId,
+    /// Digest of the generated secret.
+    pub digest: &'a SecretDigest,
+    /// Display form of the generated secret.
+    pub short_token: &'a str,
+    /// Who creates it.
+    pub creator: &'a Subject,
+    /// When (Unix seconds).
+    pub now: i64,
+}
+
+impl Store {
+    /// Writes a new token, its secret digest, its role and its creator in
+    /// one transaction, and returns the token as stored.
+    pub async fn create_token(
+        &self,
+        new: &NewToken,
+        record: &CreateRecord<'_>,
+    ) -> Result<ApiToken, StoreError> {
+        let txn = self.write.begin().await?;
+        upsert_subject(&txn, record.creator).await?;
+        let end_at = new.end_at();
+        api_token::Entity::insert(api_token::ActiveModel {
+            id: Set(record.id.as_str().to_owned()),
+            organization_id: Set(new.organization_id.as_str().to_owned()),
+            name: Set(new.name.as_str().to_owned()),
+            description: Set(new.description.as_str().to_owned()),
+            token_type: Set(new.token_type.as_str().to_owned()),
+            entity_id: Set(new.entity_id.as_str().to_owned()),
+            kind: Set(new.kind.as_str().to_owned()),
+            short_token: Set(record.short_token.to_owned()),
+            enabled: Set(true),
+            start_at: Set(new.start_at),
+            end_at: Set(end_at),
+            expiry_days: Set(new.expiry.map(|e| e.days())),
+            created_at: Set(record.now),
+            updated_at: Set(record.now),
+            created_by: Set(record.creator.id.clone()),
+            updated_by: Set(record.creator.id.clone()),
+            last_used_at: Set(None),
+            last_used_ip: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        api_token_secret::Entity::insert(api_token_secret::ActiveModel {
+            digest: Set(record.digest.as_bytes().to_vec()),
+            token_id: Set(record.id.as_str().to_owned()),
+            created_at: Set(record.now),
+            expires_at: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        api_token_role::Entity::insert(role_to_row(record.id, &new.organization_id, &new.role))
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(ApiToken {
+            id: record.id.clone(),
+            organization_id: new.organization_id.clone(),
+            name: new.name.as_str().to_owned(),
+            description: new.description.as_str().to_owned(),
+            token_type: new.token_type,
+            entity_id: new.entity_id.clone(),
+            kind: new.kind,
+            short_token: record.short_token.to_owned(),
+            enabled: true,
+            start_at: new.start_at,
+            end_at,
+            expiry_days: new.expiry.map(|e| e.days()),
+            created_at: record.now,
+            updated_at: record.now,
+            created_by: record.creator.clone(),
+            updated_by: record.creator.clone(),
+            last_used_at: None,
+            last_used_ip: None,
+            roles: vec![new.role.clone()],
+        })
+    }
+
+    /// The token `id` of organization `org`, if it exists.
+    pub async fn get_token(
+        &self,
+        org: &OrganizationId,
+        id: &TokenId,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let row = api_token::Entity::find_by_id(id.as_str())
+            .filter(api_token::Column::OrganizationId.eq(org.as_str()))
+            .one(&self.read)
+            .await?;
+        match row {
+            Some(row) => Ok(self.hydrate(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// One page of the tokens of `org` matching `query`, and how many match
+    /// in all.
+    ///
+    /// Every filter is a condition on the organization's rows; role filters
+    /// are `id IN (SELECT token_id FROM api_token_roles WHERE ...)` subqueries
+    /// answered from the roles' (organization, entity) or (organization,
+    /// deployment) index. Ordering uses the (organization, sort key, id)
+    /// indexes.
+    pub async fn list_tokens(
+        &self,
+        org: &OrganizationId,
+        query: &ListQuery,
+    ) -> Result<(Vec<ApiToken>, u64), StoreError> {
+        let select = api_token::Entity::find().filter(list_condition(org, &query.filter));
+        let total = select.clone().count(&self.read).await?;
+        let page = query.page;
+        if page.limit() == 0 || u64::from(page.offset()) >= total {
+            return Ok((Vec::new(), total));
+        }
+        let mut ordered = select;
+        for spec in query.sorts.specs() {
+            let order = match spec.direction {
+                Direction::Asc => Order::Asc,
+                Direction::Desc => Order::Desc,
+            };
+            ordered = ordered.order_by(sort_column(spec.field), order);
+        }
+        let rows = ordered
+            .order_by(api_token::Column::Id, Order::Asc)
+            .offset(u64::from(page.offset()))
+            .limit(u64::from(page.limit()))
+            .all(&self.read)
+            .await?;
+        Ok((self.hydrate(rows).await?, total))
+    }
+
+    /// The token one of whose secrets has `digest`, if any.
+    pub async fn find_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<DigestMatch>, StoreError> {
+        let Some(secret) = api_token_secret::Entity::find_by_id(digest.as_bytes().to_vec())
+            .one(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(row) = api_token::Entity::find_by_id(secret.token_id)
+            .one(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .hydrate(vec![row])
+            .await?
+            .pop()
+            .map(|token| DigestMatch {
+                token,
+                secret_expires_at: secret.expires_at,
+            }))
+    }
+
+    /// Loads the roles and subjects of `rows`, keeping their order.
+    async fn hydrate(&self, rows: Vec<api_token::Model>) -> Result<Vec<ApiToken>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let role_rows = api_token_role::Entity::find()
+            .filter(api_token_role::Column::TokenId.is_in(ids))
+            .order_by_asc(api_token_role::Column::TokenId)
+            .order_by_asc(api_token_role::Column::EntityType)
+            .order_by_asc(api_token_role::Column::DeploymentId)
+            .order_by_asc(api_token_role::Column::EntityId)
+            .all(&self.read)
+            .await?;
+        let mut roles: HashMap<String, Vec<RoleBinding>> = HashMap::new();
+        for row in &role_rows {
+            roles
+                .entry(row.token_id.clone())
+                .or_default()
+                .push(role_from_row(row)?);
+        }
+        let mut subject_ids: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| [r.created_by.as_str(), r.updated_by.as_str()])
+            .collect();
+        subject_ids.sort_unstable();
+        subject_ids.dedup();
+        let subjects: HashMap<String, Subject> = subject::Entity::find()
+            .filter(subject::Column::Id.is_in(subject_ids))
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(|row| subject_from_row(row).map(|s| (s.id.clone(), s)))
+            .collect::<Result<_, _>>()?;
+        let lookup = |id: &str| {
+            subjects
+                .get(id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("subject {id:?} is missing")))
+        };
+        rows.into_iter()
+            .map(|row| {
+                let created_by = lookup(&row.created_by)?;
+                let updated_by = lookup(&row.updated_by)?;
+                let token_roles = roles.remove(&row.id).unwrap_or_default();
+                token_from_row(row, token_roles, created_by, updated_by)
+            })
+            .collect()
+    }
+}
+
+/// Inserts a subject, or refreshes its names if it exists.
+pub(super) async fn upsert_subject<C: ConnectionTrait>(
+    db: &C,
+    subject: &Subject,
+) -> Result<(), StoreError> {
+    subject::Entity::insert(subject_to_row(subject))
+        .on_conflict(
+            OnConflict::column(subject::Column::Id)
+                .update_columns([
+                    subject::Column::Username,
+                    subject::Column::FullName,
+                    subject::Column::AvatarUrl,
+                    subject::Column::ApiTokenName,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn sort_column(field: SortField) -> api_token::Column {
+    match field {
+        SortField::Name => api_token::Column::Name,
+        SortField::Description => api_token::Column::Description,
+        SortField::CreatedAt => api_token::Column::CreatedAt,
+        SortField::UpdatedAt => api_token::Column::UpdatedAt,
+        SortField::TokenStartAt => api_token::Column::StartAt,
+    }
+}
+
+/// The WHERE clause of a List: the organization and every filter, ANDed.
+fn list_condition(org: &OrganizationId, filter: &ListFilter) -> Condition {
+    use api_token_role::Column as R;
+    let mut cond = Condition::all().add(api_token::Column::OrganizationId.eq(org.as_str()));
+    if filter.only_organization_tokens {
+        cond = cond.add(api_token::Column::TokenType.eq(TokenType::Organization.as_str()));
+    }
+    if let Some(kind) = filter.kind {
+        cond = cond.add(api_token::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(ws) = &filter.workspace_id {
+        cond = cond.add(with_binding(
+            org,
+            binding_on(EntityType::Workspace).add(R::EntityId.eq(ws.as_str())),
+        ));
+    }
+    if let Some(dep) = &filter.deployment_id {
+        let on_deployment = binding_on(EntityType::Deployment).add(R::EntityId.eq(dep.as_str()));
+        let inside_deployment = Condition::all()
+            .add(R::EntityType.is_in([EntityType::Dag.as_str(), EntityType::DagTag.as_str()]))
+            .add(R::DeploymentId.eq(dep.as_str()));
+        cond = cond.add(with_binding(
+            org,
+            Condition::any().add(on_deployment).add(inside_deployment),
+        ));
+    }
+    if let Some(dag) = &filter.dag_id {
+        cond = cond.add(with_binding(
+            org,
+            binding_on(EntityType::Dag).add(R::EntityId.eq(dag.as_str())),
+        ));
+    }
+    if !filter.dag_tags.is_empty() {
+        let tags = filter.dag_tags.iter().map(|t| t.as_str().to_owned());
+        cond = cond.add(with_binding(
+            org,
+            binding_on(EntityType::DagTag).add(R::EntityId.is_in(tags)),
+        ));
+    }
+    cond
+}
+
+fn binding_on(entity_type: EntityType) -> Condition {
+    Condition::all().add(api_token_role::Column::EntityType.eq(entity_type.as_str()))
+}
+
+/// `id IN (SELECT token_id FROM api_token_roles WHERE organization_id = org AND cond)`.
+fn with_binding(org: &OrganizationId, cond: Condition) -> Condition {
+    let subquery: SelectStatement = Query::select()
+        .column(api_token_role::Column::TokenId)
+        .from(api_token_role::Entity)
+        .and_where(api_token_role::Column::OrganizationId.eq(org.as_str()))
+        .cond_where(cond)
+        .to_owned();
+    Condition::all().add(api_token::Column::Id.in_subquery(subquery))
+}

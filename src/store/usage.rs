@@ -1,0 +1,70 @@
+//! Write-behind usage: many recorded uses, one statement per flush.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use super::{Store, StoreError};
+use crate::domain::ids::TokenId;
+
+/// Most tokens updated by one statement (3 parameters each, far below both
+/// databases' parameter limits).
+const BATCH: usize = 500;
+
+/// The latest use of one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The token used.
+    pub token_id: TokenId,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// From which client address, if known.
+    pub ip: Option<String>,
+}
+
+impl Store {
+    /// Writes the latest use of each token in `records` (at most one record
+    /// per token), never moving `last_used_at` backwards, so replicas that
+    /// flush in any order converge on the newest use. Returns rows changed.
+    pub async fn record_usage(&self, records: &[UsageRecord]) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        for chunk in records.chunks(BATCH) {
+            let statement = usage_statement(self.backend(), chunk);
+            changed += self.write.execute_raw(statement).await?.rows_affected();
+        }
+        Ok(changed)
+    }
+}
+
+/// `UPDATE api_tokens SET ... FROM (VALUES ...) WHERE id matches and the
+/// stored use is not newer`. Both databases name VALUES columns column1..3.
+fn usage_statement(backend: DbBackend, records: &[UsageRecord]) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(records.len() * 3);
+    let mut rows = Vec::with_capacity(records.len());
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let text_type = match backend {
+        DbBackend::Postgres => "TEXT COLLATE \"C\"",
+        _ => "TEXT",
+    };
+    for record in records {
+        let n = values.len();
+        rows.push(format!(
+            "(CAST({} AS {text_type}), CAST({} AS BIGINT), CAST({} AS TEXT))",
+            placeholder(n + 1),
+            placeholder(n + 2),
+            placeholder(n + 3)
+        ));
+        values.push(record.token_id.as_str().into());
+        values.push(record.at.into());
+        values.push(record.ip.clone().into());
+    }
+    let sql = format!(
+        "UPDATE api_tokens SET last_used_at = v.column2, last_used_ip = v.column3 \
+         FROM (VALUES {}) AS v \
+         WHERE api_tokens.id = v.column1 \
+         AND (api_tokens.last_used_at IS NULL OR api_tokens.last_used_at <= v.column2)",
+        rows.join(", ")
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
