@@ -6,12 +6,13 @@ use crate::cli::{Cli, Command, GlobalArgs, ServeArgs, TokenCommand, TokenCreateA
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::FieldViolation;
 use crate::domain::ids::OrganizationId;
-use crate::domain::secret::{TokenPrefix, TokenSecret};
+use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::Subject;
-use crate::domain::time::{now_millis, now_seconds};
+use crate::domain::time::now_seconds;
 use crate::domain::token::{CreateTokenInput, NewToken, TokenKind, TokenType};
 use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
-use crate::store::{CreateRecord, Store, StoreError, StoreOptions};
+use crate::issue::{IssueError, issue};
+use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,24 +173,12 @@ async fn create_token(global: &GlobalArgs, args: &TokenCreateArgs) -> Result<(),
     };
     let store = connect(global).await?;
     store.migrate().await?;
-    let mut random = [0u8; 10];
-    getrandom::fill(&mut random)
-        .map_err(|e| CommandError::Config(format!("OS random source: {e}")))?;
-    let id = crate::domain::ids::TokenId::generate(now_millis(), random);
-    let secret = TokenSecret::generate(id.clone())
-        .map_err(|e| CommandError::Config(format!("OS random source: {e}")))?;
-    let created = store
-        .create_token(
-            &new,
-            &CreateRecord {
-                id: &id,
-                digest: &secret.digest(),
-                short_token: &secret.short_token(&prefix),
-                creator: &creator,
-                now,
-            },
-        )
-        .await?;
+    let (created, secret) = issue(&store, &prefix, &new, &creator, now)
+        .await
+        .map_err(|err| match err {
+            IssueError::Store(store) => CommandError::Store(store),
+            IssueError::Random(e) => CommandError::Config(format!("OS random source: {e}")),
+        })?;
     store.close().await;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -201,7 +190,7 @@ async fn create_token(global: &GlobalArgs, args: &TokenCreateArgs) -> Result<(),
         created.entity_id,
         new.role.role()
     )?;
-    writeln!(out, "{}", secret.reveal(&prefix).expose())?;
+    writeln!(out, "{}", secret.expose())?;
     out.flush()?;
     Ok(())
 }

@@ -11,10 +11,11 @@ use crate::domain::Violations;
 use crate::domain::ids::{OrganizationId, TokenId};
 use crate::domain::list::{ListInput, ListQuery};
 use crate::domain::secret::TokenSecret;
-use crate::domain::time::{now_millis, now_seconds};
+use crate::domain::time::now_seconds;
 use crate::domain::token::{CreateTokenInput, NewToken};
 use crate::pb;
-use crate::store::{CreateRecord, StoreError};
+use crate::issue::{IssueError, issue};
+use crate::store::StoreError;
 
 /// What a handler calls the token resource in messages.
 const TOKEN: &str = "API token";
@@ -144,43 +145,16 @@ pub(super) async fn create(
             return Err(all.into());
         }
     };
-    let (id, secret) = new_secret()?;
-    let prefix = state.auth.prefix();
-    let created = state
-        .store
-        .create_token(
-            &new,
-            &CreateRecord {
-                id: &id,
-                digest: &secret.digest(),
-                short_token: &secret.short_token(prefix),
-                creator: &caller.subject(),
-                now,
-            },
-        )
+    let (created, secret) = issue(&state.store, state.auth.prefix(), &new, &caller.subject(), now)
         .await
         .map_err(|err| match err {
-            StoreError::Conflict(_) => ApiError::AlreadyExists(format!(
-                "an API token named {:?} already exists for this {}",
-                new.name.as_str(),
+            IssueError::Store(StoreError::Conflict(_)) => ApiError::AlreadyExists(format!(
+                "an API token with this name already exists for this {}",
                 new.token_type.as_str().to_lowercase()
             )),
-            other => other.into(),
+            IssueError::Store(other) => other.into(),
+            IssueError::Random(e) => ApiError::Internal(e.to_string()),
         })?;
     tracing::info!(token_id = %created.id, "API token created");
-    Ok(convert::api_token(
-        created,
-        Some(secret.reveal(prefix).into_exposed()),
-    ))
-}
-
-/// A fresh id and secret from the OS random source.
-pub(crate) fn new_secret() -> Result<(TokenId, TokenSecret), ApiError> {
-    let mut random = [0u8; 10];
-    getrandom::fill(&mut random)
-        .map_err(|e| ApiError::Internal(format!("OS random source failed: {e}")))?;
-    let id = TokenId::generate(now_millis(), random);
-    let secret = TokenSecret::generate(id.clone())
-        .map_err(|e| ApiError::Internal(format!("OS random source failed: {e}")))?;
-    Ok((id, secret))
+    Ok(convert::api_token(created, Some(secret.into_exposed())))
 }

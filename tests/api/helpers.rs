@@ -1,0 +1,451 @@
+//! `TestApp`: the real server on a free port against a fresh database, with a
+//! bootstrap ORGANIZATION_OWNER token and a client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokend::config::{DatabaseUrl, Settings};
+use tokend::domain::ids::OrganizationId;
+use tokend::domain::secret::TokenPrefix;
+use tokend::domain::subject::Subject;
+use tokend::domain::time::now_seconds;
+use tokend::domain::token::{CreateTokenInput, NewToken, TokenType};
+use tokend::issue::issue;
+use tokend::pb;
+use tokend::pb::api_token_service_client::ApiTokenServiceClient;
+use tokend::server::{Application, StartupError};
+use tokend::store::{Store, StoreOptions};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// The organization every TestApp's bootstrap token belongs to.
+pub const ORG: &str = "org-test";
+/// Another organization, for isolation tests.
+pub const OTHER_ORG: &str = "org-other";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The database behind one TestApp, kept for fault injection and cleanup.
+pub enum TestDb {
+    Sqlite { dir: tempfile::TempDir, path: std::path::PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+/// Where the PostgreSQL tests connect as an administrator (to create one
+/// database per test). `TOKEND_TEST_POSTGRES_URL` overrides it.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TOKEND_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
+    format!("{}/{name}{query}", &base[..path_start])
+}
+
+async fn admin() -> DatabaseConnection {
+    let url = postgres_admin_url();
+    Database::connect(url.as_str()).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is required for the postgres tests and is not reachable at {url}: {e}. \
+             Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
+             or set TOKEND_TEST_POSTGRES_URL."
+        )
+    })
+}
+
+impl TestDb {
+    /// A fresh, empty database of kind `db`.
+    pub async fn create(db: Db) -> Self {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("tokend.db");
+                Self::Sqlite { dir, path }
+            }
+            Db::Postgres => {
+                let mut random = [0u8; 8];
+                getrandom::fill(&mut random).expect("random");
+                let name = format!(
+                    "tokend_test_{}",
+                    random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                );
+                admin()
+                    .await
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                Self::Postgres {
+                    admin_url: postgres_admin_url(),
+                    name,
+                }
+            }
+        }
+    }
+
+    /// The URL tokend connects to.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite { path, .. } => format!("sqlite://{}?mode=rwc", path.display()),
+            Self::Postgres { admin_url, name } => with_database(admin_url, name),
+        }
+    }
+
+    /// Which kind it is.
+    pub fn kind(&self) -> Db {
+        match self {
+            Self::Sqlite { .. } => Db::Sqlite,
+            Self::Postgres { .. } => Db::Postgres,
+        }
+    }
+
+    /// Makes the database stop answering: the SQLite file is moved away, or
+    /// the PostgreSQL database refuses connections and its sessions are
+    /// terminated.
+    pub async fn break_it(&self) {
+        match self {
+            Self::Sqlite { path, .. } => {
+                std::fs::rename(path, path.with_extension("moved")).expect("move db file")
+            }
+            Self::Postgres { name, .. } => {
+                let admin = admin().await;
+                admin
+                    .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+                    .await
+                    .expect("refuse connections");
+                admin
+                    .execute_unprepared(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                    ))
+                    .await
+                    .expect("terminate sessions");
+            }
+        }
+    }
+
+    /// Undoes [`TestDb::break_it`].
+    pub async fn repair(&self) {
+        match self {
+            Self::Sqlite { path, .. } => {
+                std::fs::rename(path.with_extension("moved"), path).expect("move db file back")
+            }
+            Self::Postgres { name, .. } => {
+                admin()
+                    .await
+                    .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                    .await
+                    .expect("allow connections");
+            }
+        }
+    }
+
+    /// Runs one SQL statement directly (test setup and inspection).
+    pub async fn connect(&self) -> DatabaseConnection {
+        Database::connect(self.url().as_str()).await.expect("connect to test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres { name, .. } = self {
+            let name = name.clone();
+            // Async cleanup cannot run inside Drop on the test's runtime; a
+            // short-lived thread with its own runtime drops the database.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(admin) = Database::connect(postgres_admin_url().as_str()).await {
+                            let _ = admin
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server, its database and a client.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: ApiTokenServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+    /// Secret of the bootstrap ORGANIZATION_OWNER token of [`ORG`].
+    pub secret: String,
+    /// Id of the bootstrap token.
+    pub token_id: String,
+    pub db: TestDb,
+    pub prefix: TokenPrefix,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// Settings every test server uses: port 0 and short intervals.
+pub fn test_settings(url: &str) -> Settings {
+    let mut settings = Settings::with_database(DatabaseUrl::parse(url).expect("test database url"));
+    settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.usage_flush_interval = Duration::from_millis(100);
+    settings.health_check_interval = Duration::from_millis(200);
+    settings.store.acquire_timeout = Duration::from_secs(2);
+    settings
+}
+
+/// Writes a token straight to the store, as `tokend token create` does.
+pub async fn bootstrap_token(
+    url: &str,
+    org: &str,
+    name: &str,
+    token_type: TokenType,
+    role: &str,
+    entity_id: &str,
+) -> (String, String) {
+    let store = Store::connect(url, &StoreOptions::default()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let now = now_seconds();
+    let new = NewToken::parse(
+        OrganizationId::parse("org", org).expect("org"),
+        &CreateTokenInput {
+            name,
+            token_type: Some(token_type),
+            role,
+            entity_id,
+            ..CreateTokenInput::default()
+        },
+        now,
+    )
+    .expect("valid bootstrap token");
+    let creator = Subject::user("bootstrap-admin", "Bootstrap Admin").expect("user");
+    let (token, secret) = issue(&store, &TokenPrefix::default(), &new, &creator, now)
+        .await
+        .expect("issue bootstrap token");
+    store.close().await;
+    (token.id.as_str().to_owned(), secret.into_exposed())
+}
+
+impl TestApp {
+    /// A server on a fresh database of kind `db`.
+    pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// A server on a fresh database with adjusted settings.
+    pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Self {
+        let test_db = TestDb::create(db).await;
+        let url = test_db.url();
+        let (token_id, secret) =
+            bootstrap_token(&url, ORG, "bootstrap", TokenType::Organization, "ORGANIZATION_OWNER", "")
+                .await;
+        let mut settings = test_settings(&url);
+        configure(&mut settings);
+        let prefix = settings.token_prefix.clone();
+        let app = Application::build(settings).await.expect("build server");
+        let addr = app.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to test server");
+        let app = Self {
+            addr,
+            client: ApiTokenServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            secret,
+            token_id,
+            db: test_db,
+            prefix,
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        app.wait_for_health(ServingStatus::Serving).await;
+        app
+    }
+
+    /// A request carrying the bootstrap token.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        with_bearer(&self.secret, message)
+    }
+
+    /// The health status of `service` ("" for the server).
+    pub async fn health_of(&self, service: &str) -> Result<ServingStatus, Status> {
+        let response = self
+            .health
+            .clone()
+            .check(HealthCheckRequest { service: service.to_owned() })
+            .await?;
+        Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
+    }
+
+    /// Polls health until both "" and the API service report `status`;
+    /// panics after 10 s.
+    pub async fn wait_for_health(&self, status: ServingStatus) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.health_of("").await.ok() == Some(status)
+                && self.health_of("tokend.v1.ApiTokenService").await.ok() == Some(status);
+            if all {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "health never became {status:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates a token through the API as the bootstrap caller.
+    pub async fn create(&self, request: pb::CreateApiTokenRequest) -> pb::ApiToken {
+        self.client
+            .clone()
+            .create_api_token(self.req(request))
+            .await
+            .expect("create token")
+            .into_inner()
+    }
+
+    /// Gets a token of [`ORG`] as the bootstrap caller.
+    pub async fn get(&self, token_id: &str) -> Result<pb::ApiToken, Status> {
+        self.client
+            .clone()
+            .get_api_token(self.req(pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: token_id.into(),
+            }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Lists tokens of [`ORG`] as the bootstrap caller.
+    pub async fn list(&self, request: pb::ListApiTokensRequest) -> Result<pb::ListApiTokensResponse, Status> {
+        self.client
+            .clone()
+            .list_api_tokens(self.req(pb::ListApiTokensRequest {
+                organization_id: ORG.into(),
+                ..request
+            }))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A request carrying `secret` as its bearer token.
+pub fn with_bearer<T>(secret: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {secret}").parse().expect("ascii header"),
+    );
+    request
+}
+
+/// A WORKSPACE-token Create request with sensible defaults.
+pub fn workspace_token(name: &str, workspace: &str) -> pb::CreateApiTokenRequest {
+    pb::CreateApiTokenRequest {
+        organization_id: ORG.into(),
+        name: name.into(),
+        r#type: pb::api_token::Type::Workspace as i32,
+        role: "WORKSPACE_MEMBER".into(),
+        entity_id: workspace.into(),
+        ..Default::default()
+    }
+}
+
+/// Asserts that `result` failed with `code`, returning the status.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs each listed `async fn(Db)` test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[test]
+fn with_database_replaces_the_path() {
+    assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
