@@ -1,4 +1,5 @@
-//! Authentication (bearer secret -> caller) and the authorization decision.
+//! Authentication: bearer secret -> caller. (Authorization is decided in
+//! `domain::permission`.)
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crate::domain::subject::Subject;
 use crate::domain::time::now_seconds;
 use crate::domain::token::ApiToken;
 use crate::store::{DigestMatch, Store, StoreError};
-use crate::usage::UsageRecorder;
+use crate::usage::{FailureRecorder, UsageRecorder};
 
 /// The authenticated token behind a request.
 #[derive(Debug, Clone)]
@@ -48,21 +49,29 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-/// Turns bearer secrets into callers, and records their use.
+/// Turns bearer secrets into callers, and records their use and their
+/// failures.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     store: Store,
     prefix: TokenPrefix,
     usage: Arc<UsageRecorder>,
+    failures: Arc<FailureRecorder>,
 }
 
 impl Authenticator {
     /// An authenticator over `store` for secrets with `prefix`.
-    pub fn new(store: Store, prefix: TokenPrefix, usage: Arc<UsageRecorder>) -> Self {
+    pub fn new(
+        store: Store,
+        prefix: TokenPrefix,
+        usage: Arc<UsageRecorder>,
+        failures: Arc<FailureRecorder>,
+    ) -> Self {
         Self {
             store,
             prefix,
             usage,
+            failures,
         }
     }
 
@@ -72,26 +81,57 @@ impl Authenticator {
     }
 
     /// Authenticates the caller of a request from its `authorization`
-    /// metadata, and records the use.
+    /// metadata, and records the use (or the failure, for the audit trail).
     pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, AuthError> {
-        let secret = bearer_secret(request.metadata(), &self.prefix)?;
-        let found = self
-            .resolve(&secret)
-            .await?
-            .ok_or(AuthError::Unauthenticated)?;
-        let now = now_seconds();
-        if !is_usable(&found, now) {
-            return Err(AuthError::Unauthenticated);
-        }
         let ip = client_ip(request);
-        self.usage.record(&found.token.id, now, ip.as_deref());
-        let token = found.token;
+        let now = now_seconds();
+        let token = match self.check(request.metadata(), now).await? {
+            Ok(token) => token,
+            Err((token_id, reason)) => {
+                self.failures.record(token_id, ip.as_deref(), reason, now);
+                return Err(AuthError::Unauthenticated);
+            }
+        };
+        self.usage.record(&token.id, now, ip.as_deref());
         Ok(Caller {
             token_id: token.id,
             organization_id: token.organization_id,
             name: token.name,
             roles: token.roles,
             ip,
+        })
+    }
+
+    /// The caller's token, or why it is refused (with the token id the
+    /// secret named, when it named one).
+    async fn check(
+        &self,
+        metadata: &MetadataMap,
+        now: i64,
+    ) -> Result<Result<ApiToken, (Option<TokenId>, &'static str)>, StoreError> {
+        let secret = match bearer_secret(metadata, &self.prefix) {
+            Ok(secret) => secret,
+            Err(reason) => return Ok(Err((None, reason))),
+        };
+        let Some(found) = self.resolve(&secret).await? else {
+            return Ok(Err((
+                Some(secret.id().clone()),
+                "unknown or revoked secret",
+            )));
+        };
+        let token = found.token;
+        let refusal = if !token.enabled {
+            Some("token disabled")
+        } else if now < token.start_at {
+            Some("token not valid yet")
+        } else if token.end_at.is_some_and(|end| now >= end) {
+            Some("token expired")
+        } else {
+            None
+        };
+        Ok(match refusal {
+            Some(reason) => Err((Some(token.id), reason)),
+            None => Ok(token),
         })
     }
 
@@ -113,24 +153,24 @@ impl Authenticator {
     }
 }
 
-/// Whether a found token may act now: enabled and inside its window.
-fn is_usable(found: &DigestMatch, now: i64) -> bool {
-    let token = &found.token;
-    token.enabled && token.start_at <= now && token.end_at.is_none_or(|end| now < end)
-}
-
-/// The secret in `authorization: Bearer <secret>`, parsed without I/O.
-fn bearer_secret(metadata: &MetadataMap, prefix: &TokenPrefix) -> Result<TokenSecret, AuthError> {
+/// The secret in `authorization: Bearer <secret>`, parsed without I/O; or
+/// why there is none (for the audit trail, never for the client).
+fn bearer_secret(
+    metadata: &MetadataMap,
+    prefix: &TokenPrefix,
+) -> Result<TokenSecret, &'static str> {
     let value = metadata
         .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or(AuthError::Unauthenticated)?;
-    let (scheme, secret) = value.split_once(' ').ok_or(AuthError::Unauthenticated)?;
+        .ok_or("no authorization header")?
+        .to_str()
+        .map_err(|_| "malformed authorization header")?;
+    let (scheme, secret) = value
+        .split_once(' ')
+        .ok_or("malformed authorization header")?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Unauthenticated);
+        return Err("not a bearer credential");
     }
-    TokenSecret::parse(prefix, secret.trim_start_matches(' '))
-        .map_err(|_| AuthError::Unauthenticated)
+    TokenSecret::parse(prefix, secret.trim_start_matches(' ')).map_err(|_| "malformed secret")
 }
 
 /// The client's address: the first `x-forwarded-for` hop when the peer is a
@@ -151,25 +191,6 @@ pub fn client_ip<T>(request: &tonic::Request<T>) -> Option<String> {
         other => other,
     }
     .map(|ip| ip.to_string())
-}
-
-/// The one authorization decision. For now a caller may act on anything in
-/// its own organization; anything else is invisible to it.
-pub fn authorize(caller: &Caller, org: &OrganizationId) -> Result<(), Denied> {
-    if &caller.organization_id == org {
-        Ok(())
-    } else {
-        Err(Denied::NotVisible)
-    }
-}
-
-/// Why authorization refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// The target is outside what the caller may see: answer as if absent.
-    NotVisible,
-    /// The caller sees the target but may not do this to it.
-    Insufficient,
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::Subject;
 use crate::domain::time::now_seconds;
 use crate::domain::token::{CreateTokenInput, NewToken, TokenKind, TokenType};
-use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
 use crate::issue::{IssueError, issue};
+use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// Why a command failed.
@@ -173,7 +173,7 @@ async fn create_token(global: &GlobalArgs, args: &TokenCreateArgs) -> Result<(),
     };
     let store = connect(global).await?;
     store.migrate().await?;
-    let (created, secret) = issue(&store, &prefix, &new, &creator, now)
+    let (created, secret) = issue(&store, &prefix, &new, &creator, None, now)
         .await
         .map_err(|err| match err {
             IssueError::Store(store) => CommandError::Store(store),

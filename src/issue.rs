@@ -28,13 +28,14 @@ pub fn mint() -> Result<(TokenId, TokenSecret), IssueError> {
     Ok((id, secret))
 }
 
-/// Creates `new` on behalf of `creator` at `now` and returns it with its
-/// secret, which exists nowhere else from here on.
+/// Creates `new` on behalf of `creator` (calling from `ip`) at `now` and
+/// returns it with its secret, which exists nowhere else from here on.
 pub async fn issue(
     store: &Store,
     prefix: &TokenPrefix,
     new: &NewToken,
     creator: &Subject,
+    ip: Option<&str>,
     now: i64,
 ) -> Result<(ApiToken, RevealedSecret), IssueError> {
     let (id, secret) = mint()?;
@@ -46,6 +47,7 @@ pub async fn issue(
                 digest: &secret.digest(),
                 short_token: &secret.short_token(prefix),
                 creator,
+                ip,
                 now,
             },
         )

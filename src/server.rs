@@ -20,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
 use crate::store::{Store, StoreError};
-use crate::usage::UsageRecorder;
+use crate::usage::{FailureRecorder, UsageRecorder};
 
 /// The encoded FileDescriptorSet of `proto/tokend/v1` and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
@@ -84,7 +84,13 @@ impl Application {
         } = self;
         let local = listener.local_addr()?;
         let usage = Arc::new(UsageRecorder::default());
-        let auth = Authenticator::new(store.clone(), settings.token_prefix.clone(), usage.clone());
+        let failures = Arc::new(FailureRecorder::default());
+        let auth = Authenticator::new(
+            store.clone(),
+            settings.token_prefix.clone(),
+            usage.clone(),
+            failures.clone(),
+        );
         let service = TokenService::new(Arc::new(AppState {
             store: store.clone(),
             auth,
@@ -102,9 +108,13 @@ impl Application {
             settings.health_check_interval,
             stop_rx.clone(),
         ));
-        let flush_task = tokio::spawn(flush_usage_periodically(
+        let recorders = Recorders {
+            usage: usage.clone(),
+            failures: failures.clone(),
+        };
+        let flush_task = tokio::spawn(flush_periodically(
             store.clone(),
-            usage.clone(),
+            recorders.clone(),
             settings.usage_flush_interval,
             stop_rx,
         ));
@@ -132,9 +142,7 @@ impl Application {
             )
             .await;
         let _ = flush_task.await;
-        if let Err(err) = usage.flush(&store).await {
-            tracing::warn!(error = %err, pending = usage.pending(), "final usage flush failed");
-        }
+        recorders.flush(&store).await;
         store.close().await;
         tracing::info!("tokend stopped");
         Ok(served?)
@@ -187,10 +195,28 @@ async fn watch_database(
     set_status(&reporter, ServingStatus::NotServing).await;
 }
 
-/// Writes buffered usage every `interval` until stopped.
-async fn flush_usage_periodically(
-    store: Store,
+/// The write-behind buffers flushed together.
+#[derive(Debug, Clone)]
+struct Recorders {
     usage: Arc<UsageRecorder>,
+    failures: Arc<FailureRecorder>,
+}
+
+impl Recorders {
+    async fn flush(&self, store: &Store) {
+        if let Err(err) = self.usage.flush(store).await {
+            tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
+        }
+        if let Err(err) = self.failures.flush(store).await {
+            tracing::warn!(error = %err, "failed-authentication flush failed; will retry");
+        }
+    }
+}
+
+/// Writes buffered usage and failures every `interval` until stopped.
+async fn flush_periodically(
+    store: Store,
+    recorders: Recorders,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -199,8 +225,6 @@ async fn flush_usage_periodically(
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => break,
         }
-        if let Err(err) = usage.flush(&store).await {
-            tracing::warn!(error = %err, pending = usage.pending(), "usage flush failed; will retry");
-        }
+        recorders.flush(&store).await;
     }
 }

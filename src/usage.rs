@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::ids::TokenId;
-use crate::store::{Store, StoreError, UsageRecord};
+use crate::store::{FailureRecord, Store, StoreError, UsageRecord};
 
 /// The latest use of each token since the last flush.
 #[derive(Debug, Default)]
@@ -56,6 +56,79 @@ impl UsageRecorder {
             Err(err) => {
                 for record in &batch {
                     self.record(&record.token_id, record.at, record.ip.as_deref());
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Most distinct (token, address, reason) keys kept between flushes; past
+/// it, failures are counted without their token id, so a flood of random
+/// ids cannot grow memory.
+const MAX_FAILURE_KEYS: usize = 10_000;
+
+/// What failures are aggregated by: the token the secret named (if any),
+/// the client address and the reason.
+type FailureKey = (Option<TokenId>, Option<String>, &'static str);
+
+/// Failed authentications since the last flush, per [`FailureKey`], as
+/// (count, last time); written as AUTHENTICATION_FAILED audit events.
+#[derive(Debug, Default)]
+pub struct FailureRecorder {
+    pending: Mutex<HashMap<FailureKey, (u32, i64)>>,
+}
+
+impl FailureRecorder {
+    /// Counts one failure at `at` from `ip`, naming `token_id` if the secret
+    /// named one.
+    pub fn record(
+        &self,
+        token_id: Option<TokenId>,
+        ip: Option<&str>,
+        reason: &'static str,
+        at: i64,
+    ) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let token_id = if pending.len() >= MAX_FAILURE_KEYS {
+            None
+        } else {
+            token_id
+        };
+        let entry = pending
+            .entry((token_id, ip.map(str::to_owned), reason))
+            .or_insert((0, at));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = entry.1.max(at);
+    }
+
+    /// Writes every pending failure; on error they are counted again for the
+    /// next flush.
+    pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
+        let batch: Vec<FailureRecord> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending
+                .drain()
+                .map(|((token_id, ip, reason), (count, last_at))| FailureRecord {
+                    token_id,
+                    ip,
+                    count,
+                    last_at,
+                    reason,
+                })
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match store.record_auth_failures(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(err) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for record in batch {
+                    let key = (record.token_id, record.ip, record.reason);
+                    let entry = pending.entry(key).or_insert((0, record.last_at));
+                    entry.0 = entry.0.saturating_add(record.count);
                 }
                 Err(err)
             }

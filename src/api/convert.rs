@@ -4,13 +4,16 @@
 use prost_types::Timestamp;
 
 use crate::domain::FieldViolation;
-use crate::domain::role::{EntityType, RoleBinding};
+use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::ids::EntityId;
+use crate::domain::role::{EntityType, Role, RoleBinding};
 use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::{Subject, SubjectType};
 use crate::domain::token::{ApiToken, TokenKind, TokenType};
 use crate::pb;
 use crate::pb::api_token::{Kind as PbKind, Type as PbType};
 use crate::pb::api_token_role::EntityType as PbEntityType;
+use crate::pb::audit_event::Action as PbAction;
 use crate::pb::basic_subject_profile::SubjectType as PbSubjectType;
 
 /// A timestamp from Unix seconds.
@@ -41,7 +44,7 @@ pub fn api_token(token: ApiToken, secret: Option<String>) -> pb::ApiToken {
 }
 
 /// The Dynatrace-shaped metadata Lookup returns. Its `id` is
-/// `<prefix>.<public>`; `scopes` are the token's roles.
+/// `<prefix>.<public>`; `scopes` come from the permission matrix.
 pub fn metadata(
     token: &ApiToken,
     prefix: &TokenPrefix,
@@ -152,5 +155,71 @@ pub fn seconds_from_pb(
         None => Ok(None),
         Some(t) if (0..1_000_000_000).contains(&t.nanos) => Ok(Some(t.seconds)),
         Some(_) => Err(FieldViolation::new(field, "is not a valid timestamp")),
+    }
+}
+/// Decodes an entity type; unset is a violation.
+pub fn entity_type_from_pb(field: &str, value: i32) -> Result<EntityType, FieldViolation> {
+    match PbEntityType::try_from(value) {
+        Ok(PbEntityType::Unspecified) => Err(FieldViolation::new(
+            field,
+            "is required: ORGANIZATION, WORKSPACE, DEPLOYMENT, DAG or DAG_TAG",
+        )),
+        Ok(PbEntityType::Organization) => Ok(EntityType::Organization),
+        Ok(PbEntityType::Workspace) => Ok(EntityType::Workspace),
+        Ok(PbEntityType::Deployment) => Ok(EntityType::Deployment),
+        Ok(PbEntityType::Dag) => Ok(EntityType::Dag),
+        Ok(PbEntityType::DagTag) => Ok(EntityType::DagTag),
+        Err(_) => Err(unknown_enum(field)),
+    }
+}
+
+/// Decodes the role bindings of a request, naming each violation
+/// `roles[i].field`.
+pub fn roles_from_pb(roles: &[pb::ApiTokenRole]) -> Result<Vec<RoleBinding>, Vec<FieldViolation>> {
+    let mut v = crate::domain::Violations::default();
+    let mut bindings = Vec::with_capacity(roles.len());
+    for (i, role) in roles.iter().enumerate() {
+        let field = |name: &str| format!("roles[{i}].{name}");
+        let entity_type = v.check(entity_type_from_pb(&field("entityType"), role.entity_type));
+        let entity_id = v.check(EntityId::parse(&field("entityId"), &role.entity_id));
+        let role_name = v.check(Role::parse(&field("role"), &role.role));
+        let deployment_id = v.check(EntityId::parse_optional(
+            &field("deploymentId"),
+            &role.deployment_id,
+        ));
+        if let (Some(t), Some(e), Some(r), Some(d)) =
+            (entity_type, entity_id, role_name, deployment_id)
+        {
+            if let Some(binding) = v.check(RoleBinding::new(&format!("roles[{i}]"), t, e, r, d)) {
+                bindings.push(binding);
+            }
+        }
+    }
+    if v.is_empty() {
+        Ok(bindings)
+    } else {
+        Err(v.into_vec())
+    }
+}
+
+/// The wire form of an audit event.
+pub fn audit_event(event: AuditEvent) -> pb::AuditEvent {
+    let action = match event.action {
+        AuditAction::Create => PbAction::Create,
+        AuditAction::Update => PbAction::Update,
+        AuditAction::UpdateRoles => PbAction::UpdateRoles,
+        AuditAction::Rotate => PbAction::Rotate,
+        AuditAction::Delete => PbAction::Delete,
+        AuditAction::AuthenticationFailed => PbAction::AuthenticationFailed,
+    };
+    pb::AuditEvent {
+        id: event.id.to_string(),
+        action: action as i32,
+        token_id: event.token_id.as_str().to_owned(),
+        actor: event.actor.as_ref().map(Into::into),
+        ip_address: event.ip.unwrap_or_default(),
+        occurred_at: Some(timestamp(event.occurred_at)),
+        detail: event.detail,
+        count: event.count,
     }
 }

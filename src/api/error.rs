@@ -3,8 +3,9 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auth::{AuthError, Denied};
+use crate::auth::AuthError;
 use crate::domain::FieldViolation;
+use crate::domain::permission::Denied;
 use crate::store::StoreError;
 
 /// Why a call failed, as the client will see it.

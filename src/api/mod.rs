@@ -1,9 +1,12 @@
 //! The only code that knows tonic: the service, its handlers, pb <-> domain
 //! conversion and the mapping of errors to `Status`.
 
+mod access;
+mod audit;
 mod convert;
 pub mod error;
-mod tokens;
+mod read;
+mod write;
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use crate::auth::Authenticator;
 use crate::pb;
 use crate::pb::api_token_service_server::ApiTokenService;
 use crate::store::Store;
-use error::{ApiError, respond};
+use error::respond;
 
 /// What every handler needs; shared by all connections.
 #[derive(Debug)]
@@ -39,78 +42,75 @@ impl TokenService {
 
 #[tonic::async_trait]
 impl ApiTokenService for TokenService {
-    #[tracing::instrument(name = "GetApiToken", skip_all)]
+    #[tracing::instrument(name = "GetApiToken", skip_all, fields(organization_id))]
     async fn get_api_token(
         &self,
         request: Request<pb::GetApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(tokens::get(&self.state, request).await)
+        respond(read::get(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "ListApiTokens", skip_all)]
+    #[tracing::instrument(name = "ListApiTokens", skip_all, fields(organization_id))]
     async fn list_api_tokens(
         &self,
         request: Request<pb::ListApiTokensRequest>,
     ) -> Result<Response<pb::ListApiTokensResponse>, Status> {
-        respond(tokens::list(&self.state, request).await)
+        respond(read::list(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "LookupApiToken", skip_all)]
+    #[tracing::instrument(name = "LookupApiToken", skip_all, fields(organization_id))]
     async fn lookup_api_token(
         &self,
         request: Request<pb::ApiTokenSecret>,
     ) -> Result<Response<pb::ApiTokenMetadata>, Status> {
-        respond(tokens::lookup(&self.state, request).await)
+        respond(read::lookup(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "CreateApiToken", skip_all)]
+    #[tracing::instrument(name = "CreateApiToken", skip_all, fields(organization_id))]
     async fn create_api_token(
         &self,
         request: Request<pb::CreateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(tokens::create(&self.state, request).await)
+        respond(write::create(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "UpdateApiToken", skip_all)]
+    #[tracing::instrument(name = "UpdateApiToken", skip_all, fields(organization_id))]
     async fn update_api_token(
         &self,
         request: Request<pb::UpdateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(not_yet(&self.state, request, "UpdateApiToken").await)
+        respond(write::update(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "UpdateApiTokenRoles", skip_all)]
+    #[tracing::instrument(name = "UpdateApiTokenRoles", skip_all, fields(organization_id))]
     async fn update_api_token_roles(
         &self,
         request: Request<pb::UpdateApiTokenRolesRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(not_yet(&self.state, request, "UpdateApiTokenRoles").await)
+        respond(write::update_roles(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "RotateApiToken", skip_all)]
+    #[tracing::instrument(name = "RotateApiToken", skip_all, fields(organization_id))]
     async fn rotate_api_token(
         &self,
         request: Request<pb::RotateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(not_yet(&self.state, request, "RotateApiToken").await)
+        respond(write::rotate(&self.state, request).await)
     }
 
-    #[tracing::instrument(name = "DeleteApiToken", skip_all)]
+    #[tracing::instrument(name = "DeleteApiToken", skip_all, fields(organization_id))]
     async fn delete_api_token(
         &self,
         request: Request<pb::DeleteApiTokenRequest>,
     ) -> Result<Response<()>, Status> {
-        respond(not_yet(&self.state, request, "DeleteApiToken").await)
+        respond(write::delete(&self.state, request).await)
     }
-}
 
-/// Authenticates, then refuses: the write side beyond Create comes with the
-/// lifecycle work.
-async fn not_yet<T, R>(
-    state: &AppState,
-    request: Request<T>,
-    method: &'static str,
-) -> Result<R, ApiError> {
-    state.auth.authenticate(&request).await?;
-    Err(ApiError::Unimplemented(method))
+    #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(organization_id))]
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        respond(audit::list(&self.state, request).await)
+    }
 }

@@ -39,6 +39,11 @@ impl OrganizationId {
         Ok(Self(value.to_owned()))
     }
 
+    /// Rebuilds an id read back from where it was stored after parsing.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

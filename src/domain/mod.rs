@@ -3,9 +3,11 @@
 //! Every type here is parsed once at the edge ("parse, don't validate"), so
 //! code that holds one never re-checks it.
 
+pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod list;
+pub mod permission;
 pub mod role;
 pub mod secret;
 pub mod subject;

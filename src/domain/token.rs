@@ -512,3 +512,328 @@ mod tests {
         assert!(NewToken::parse(org(), &one, NOW).is_ok());
     }
 }
+
+/// Most role bindings one token may hold.
+pub const MAX_ROLES: usize = 100;
+/// Longest rotation grace period: 24 hours.
+pub const MAX_GRACE_SECONDS: i32 = 86_400;
+
+/// A token's complete role set, checked against the token's own scope:
+/// exactly one binding on the entity the token belongs to, and nothing the
+/// token's type cannot hold (see `docs/authorization.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSet(Vec<RoleBinding>);
+
+impl RoleSet {
+    /// Checks `bindings` (named `roles[i]` in violations) for a token of
+    /// `org` with type `token_type` belonging to `entity_id`.
+    pub fn parse(
+        org: &OrganizationId,
+        token_type: TokenType,
+        entity_id: &EntityId,
+        bindings: Vec<RoleBinding>,
+    ) -> Result<Self, FieldViolation> {
+        if bindings.is_empty() {
+            return Err(FieldViolation::new("roles", "must hold at least one role"));
+        }
+        if bindings.len() > MAX_ROLES {
+            return Err(FieldViolation::new(
+                "roles",
+                format!("must hold at most {MAX_ROLES} roles"),
+            ));
+        }
+        for (i, binding) in bindings.iter().enumerate() {
+            let field = format!("roles[{i}]");
+            if let Some(j) = bindings[..i].iter().position(|b| same_entity(b, binding)) {
+                return Err(FieldViolation::new(
+                    field,
+                    format!("names the same entity as roles[{j}]"),
+                ));
+            }
+            check_binding_fits(&field, org, token_type, entity_id, binding)?;
+        }
+        let own = token_type.entity_type();
+        let on_own_entity = bindings
+            .iter()
+            .filter(|b| b.entity_type() == own && b.entity_id() == entity_id)
+            .count();
+        if on_own_entity != 1 {
+            return Err(FieldViolation::new(
+                "roles",
+                format!(
+                    "must include exactly one {own} role on the token's own {own} ({entity_id})"
+                ),
+            ));
+        }
+        Ok(Self(bindings))
+    }
+
+    /// The bindings.
+    pub fn bindings(&self) -> &[RoleBinding] {
+        &self.0
+    }
+}
+
+fn same_entity(a: &RoleBinding, b: &RoleBinding) -> bool {
+    a.entity_type() == b.entity_type()
+        && a.entity_id() == b.entity_id()
+        && a.deployment_id() == b.deployment_id()
+}
+
+/// What a token of `token_type` belonging to `entity_id` may hold:
+/// organization tokens anything in their organization; workspace tokens
+/// their own workspace and any deployment or DAG role; deployment tokens
+/// their own deployment and DAG roles inside it.
+fn check_binding_fits(
+    field: &str,
+    org: &OrganizationId,
+    token_type: TokenType,
+    entity_id: &EntityId,
+    binding: &RoleBinding,
+) -> Result<(), FieldViolation> {
+    let refuse = |what: &str| {
+        Err(FieldViolation::new(
+            format!("{field}.entityId"),
+            what.to_owned(),
+        ))
+    };
+    match (token_type, binding.entity_type()) {
+        (TokenType::Organization, EntityType::Organization)
+            if binding.entity_id().as_str() != org.as_str() =>
+        {
+            refuse("an ORGANIZATION role must be on the token's own organization")
+        }
+        (_, EntityType::Organization) if token_type != TokenType::Organization => {
+            Err(FieldViolation::new(
+                format!("{field}.entityType"),
+                format!("a {token_type} token cannot hold ORGANIZATION roles"),
+            ))
+        }
+        (TokenType::Workspace, EntityType::Workspace) if binding.entity_id() != entity_id => {
+            refuse("a WORKSPACE token can hold WORKSPACE roles only on its own workspace")
+        }
+        (TokenType::Deployment, EntityType::Workspace) => Err(FieldViolation::new(
+            format!("{field}.entityType"),
+            "a DEPLOYMENT token cannot hold WORKSPACE roles",
+        )),
+        (TokenType::Deployment, EntityType::Deployment) if binding.entity_id() != entity_id => {
+            refuse("a DEPLOYMENT token can hold DEPLOYMENT roles only on its own deployment")
+        }
+        (TokenType::Deployment, EntityType::Dag | EntityType::DagTag)
+            if binding.deployment_id() != Some(entity_id) =>
+        {
+            Err(FieldViolation::new(
+                format!("{field}.deploymentId"),
+                "a DEPLOYMENT token can hold DAG roles only inside its own deployment",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The changes of an Update: each present field replaces its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUpdate {
+    /// New name.
+    pub name: Option<TokenName>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New enabled state.
+    pub enabled: Option<bool>,
+}
+
+impl TokenUpdate {
+    /// Validates an Update; at least one field must be present.
+    pub fn parse(
+        name: Option<&str>,
+        description: Option<&str>,
+        enabled: Option<bool>,
+    ) -> Result<Self, Vec<FieldViolation>> {
+        if name.is_none() && description.is_none() && enabled.is_none() {
+            return Err(vec![FieldViolation::new(
+                "body",
+                "nothing to update: give at least one of name, description, enabled",
+            )]);
+        }
+        let mut v = Violations::default();
+        let name = name
+            .and_then(|n| v.check(TokenName::parse("name", n)).map(Some))
+            .flatten();
+        let description = description
+            .and_then(|d| v.check(Description::parse("description", d)).map(Some))
+            .flatten();
+        if v.is_empty() {
+            Ok(Self {
+                name,
+                description,
+                enabled,
+            })
+        } else {
+            Err(v.into_vec())
+        }
+    }
+}
+
+/// How long a rotated-out secret keeps working: 0 (not at all) to 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracePeriod(i32);
+
+impl GracePeriod {
+    /// Parses `gracePeriodSeconds`.
+    pub fn parse(seconds: i32) -> Result<Self, FieldViolation> {
+        if (0..=MAX_GRACE_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(FieldViolation::new(
+                "gracePeriodSeconds",
+                format!("must be between 0 and {MAX_GRACE_SECONDS} (24 hours)"),
+            ))
+        }
+    }
+
+    /// The period in seconds.
+    pub fn seconds(self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    fn org() -> OrganizationId {
+        OrganizationId::parse("o", "org1").unwrap()
+    }
+    fn id(s: &str) -> EntityId {
+        EntityId::from_stored(s.into())
+    }
+    fn b(t: EntityType, e: &str, role: Role, dep: Option<&str>) -> RoleBinding {
+        RoleBinding::from_stored(t, id(e), role, dep.map(id))
+    }
+
+    #[test]
+    fn organization_token_may_hold_roles_anywhere_in_its_organization() {
+        let set = RoleSet::parse(
+            &org(),
+            TokenType::Organization,
+            &id("org1"),
+            vec![
+                b(
+                    EntityType::Organization,
+                    "org1",
+                    Role::OrganizationMember,
+                    None,
+                ),
+                b(EntityType::Workspace, "ws1", Role::WorkspaceOwner, None),
+                b(EntityType::Deployment, "d1", Role::DeploymentAdmin, None),
+                b(EntityType::DagTag, "nightly", Role::DagViewer, Some("d1")),
+            ],
+        );
+        assert!(set.is_ok(), "{set:?}");
+    }
+
+    #[test]
+    fn role_set_rules_name_their_field() {
+        let ws = |bindings| RoleSet::parse(&org(), TokenType::Workspace, &id("ws1"), bindings);
+        let own = b(EntityType::Workspace, "ws1", Role::WorkspaceMember, None);
+        assert_eq!(ws(vec![]).unwrap_err().field, "roles");
+        assert_eq!(
+            ws(vec![
+                own.clone(),
+                b(
+                    EntityType::Organization,
+                    "org1",
+                    Role::OrganizationOwner,
+                    None
+                )
+            ])
+            .unwrap_err()
+            .field,
+            "roles[1].entityType"
+        );
+        assert_eq!(
+            ws(vec![
+                own.clone(),
+                b(EntityType::Workspace, "ws2", Role::WorkspaceMember, None)
+            ])
+            .unwrap_err()
+            .field,
+            "roles[1].entityId"
+        );
+        assert_eq!(
+            ws(vec![own.clone(), own.clone()]).unwrap_err().field,
+            "roles[1]"
+        );
+        assert_eq!(
+            ws(vec![b(
+                EntityType::Deployment,
+                "d1",
+                Role::DeploymentAdmin,
+                None
+            )])
+            .unwrap_err()
+            .field,
+            "roles"
+        );
+        let many: Vec<RoleBinding> = (0..=MAX_ROLES)
+            .map(|i| {
+                b(
+                    EntityType::Deployment,
+                    &format!("d{i}"),
+                    Role::DeploymentAdmin,
+                    None,
+                )
+            })
+            .collect();
+        assert_eq!(ws(many).unwrap_err().field, "roles");
+        let dep = |bindings| RoleSet::parse(&org(), TokenType::Deployment, &id("d1"), bindings);
+        let own_dep = b(EntityType::Deployment, "d1", Role::DeploymentAdmin, None);
+        assert!(
+            dep(vec![
+                own_dep.clone(),
+                b(EntityType::Dag, "etl", Role::DagAuthor, Some("d1"))
+            ])
+            .is_ok()
+        );
+        assert_eq!(
+            dep(vec![
+                own_dep,
+                b(EntityType::Dag, "etl", Role::DagAuthor, Some("d2"))
+            ])
+            .unwrap_err()
+            .field,
+            "roles[1].deploymentId"
+        );
+    }
+
+    #[test]
+    fn update_needs_a_field_and_valid_values() {
+        assert_eq!(
+            TokenUpdate::parse(None, None, None).unwrap_err()[0].field,
+            "body"
+        );
+        assert_eq!(
+            TokenUpdate::parse(Some(" "), None, None).unwrap_err()[0].field,
+            "name"
+        );
+        let long = "d".repeat(1001);
+        assert_eq!(
+            TokenUpdate::parse(None, Some(&long), None).unwrap_err()[0].field,
+            "description"
+        );
+        let ok = TokenUpdate::parse(None, Some(""), Some(false)).unwrap();
+        assert_eq!(ok.enabled, Some(false));
+        assert_eq!(ok.description, Some(Description::default()));
+    }
+
+    #[test]
+    fn grace_period_bounds() {
+        assert!(GracePeriod::parse(0).is_ok());
+        assert!(GracePeriod::parse(86_400).is_ok());
+        assert_eq!(
+            GracePeriod::parse(86_401).unwrap_err().field,
+            "gracePeriodSeconds"
+        );
+        assert!(GracePeriod::parse(-1).is_err());
+    }
+}

@@ -5,9 +5,11 @@
 //! has one writer; a single writer connection means no two transactions ever
 //! race to upgrade their locks); PostgreSQL uses one pool for both.
 
+mod audit;
 mod convert;
 pub mod entity;
 mod error;
+mod lifecycle;
 pub mod migration;
 mod tokens;
 mod usage;
@@ -21,8 +23,9 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use audit::FailureRecord;
 pub use error::StoreError;
-pub use tokens::{CreateRecord, DigestMatch};
+pub use tokens::{CreateRecord, DigestMatch, TokenHead};
 pub use usage::UsageRecord;
 
 /// Which database a store runs on.

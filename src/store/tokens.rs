@@ -9,17 +9,71 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
+use super::audit::{self, EventScope};
 use super::convert::{
     role_from_row, role_to_row, subject_from_row, subject_to_row, token_from_row,
 };
 use super::entity::{api_token, api_token_role, api_token_secret, subject};
 use super::{Store, StoreError};
-use crate::domain::ids::{OrganizationId, TokenId};
+use crate::domain::audit::{Actor, AuditAction};
+use crate::domain::ids::{EntityId, OrganizationId, TokenId};
 use crate::domain::list::{Direction, ListFilter, ListQuery, SortField};
+use crate::domain::permission::{TokenScope, Visibility};
 use crate::domain::role::{EntityType, RoleBinding};
 use crate::domain::secret::SecretDigest;
 use crate::domain::subject::Subject;
+use crate::domain::time::rfc3339;
 use crate::domain::token::{ApiToken, NewToken, TokenType};
+
+/// A token's row as found for authorization: its scope, not yet its roles.
+#[derive(Debug, Clone)]
+pub struct TokenHead {
+    /// The token's id.
+    pub id: TokenId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Its type.
+    pub token_type: TokenType,
+    /// Its organization, workspace or deployment.
+    pub entity_id: EntityId,
+    /// Its name.
+    pub name: String,
+    row: api_token::Model,
+}
+
+impl TokenHead {
+    fn from_row(row: api_token::Model) -> Result<Self, StoreError> {
+        let token_type = TokenType::from_name(&row.token_type).ok_or_else(|| {
+            StoreError::Corrupt(format!("api_tokens.token_type holds {:?}", row.token_type))
+        })?;
+        Ok(Self {
+            id: TokenId::from_stored(row.id.clone()),
+            organization_id: OrganizationId::from_stored(row.organization_id.clone()),
+            token_type,
+            entity_id: EntityId::from_stored(row.entity_id.clone()),
+            name: row.name.clone(),
+            row,
+        })
+    }
+
+    /// What authorization decides on.
+    pub fn scope(&self) -> TokenScope<'_> {
+        TokenScope {
+            token_type: self.token_type,
+            entity_id: &self.entity_id,
+        }
+    }
+
+    /// Where its audit events go.
+    pub(super) fn event_scope(&self) -> EventScope<'_> {
+        EventScope {
+            organization_id: &self.organization_id,
+            token_id: &self.id,
+            token_type: self.token_type,
+            entity_id: &self.entity_id,
+        }
+    }
+}
 
 /// A token found by one of its secret digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +96,8 @@ pub struct CreateRecord<'a> {
     pub short_token: &'a str,
     /// Who creates it.
     pub creator: &'a Subject,
+    /// From which client address (none for the command line).
+    pub ip: Option<&'a str>,
     /// When (Unix seconds).
     pub now: i64,
 }
@@ -90,6 +146,35 @@ impl Store {
         api_token_role::Entity::insert(role_to_row(record.id, &new.organization_id, &new.role))
             .exec_without_returning(&txn)
             .await?;
+        let detail = format!(
+            "created {} token {:?} on {} with role {}; {}; secret {}",
+            new.token_type,
+            new.name.as_str(),
+            new.entity_id,
+            new.role.role(),
+            match end_at {
+                Some(end) => format!("expires {}", rfc3339(end)),
+                None => "never expires".to_owned(),
+            },
+            record.short_token
+        );
+        audit::append(
+            &txn,
+            EventScope {
+                organization_id: &new.organization_id,
+                token_id: record.id,
+                token_type: new.token_type,
+                entity_id: &new.entity_id,
+            },
+            AuditAction::Create,
+            &Actor {
+                subject: record.creator,
+                ip: record.ip,
+                at: record.now,
+            },
+            detail,
+        )
+        .await?;
         txn.commit().await?;
         Ok(ApiToken {
             id: record.id.clone(),
@@ -120,14 +205,35 @@ impl Store {
         org: &OrganizationId,
         id: &TokenId,
     ) -> Result<Option<ApiToken>, StoreError> {
+        match self.find_head(org, id).await? {
+            Some(head) => self.complete(head).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The row of token `id` of `org`, without its roles and subjects: one
+    /// primary-key lookup, the same cost whether the token is absent, in
+    /// another organization or present, so authorization can decide before
+    /// anything else is read.
+    pub async fn find_head(
+        &self,
+        org: &OrganizationId,
+        id: &TokenId,
+    ) -> Result<Option<TokenHead>, StoreError> {
         let row = api_token::Entity::find_by_id(id.as_str())
             .filter(api_token::Column::OrganizationId.eq(org.as_str()))
             .one(&self.read)
             .await?;
-        match row {
-            Some(row) => Ok(self.hydrate(vec![row]).await?.pop()),
-            None => Ok(None),
-        }
+        row.map(TokenHead::from_row).transpose()
+    }
+
+    /// The whole token behind `head`.
+    pub async fn complete(&self, head: TokenHead) -> Result<ApiToken, StoreError> {
+        let id = head.row.id.clone();
+        self.hydrate(vec![head.row])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("token {id} vanished while read")))
     }
 
     /// One page of the tokens of `org` matching `query`, and how many match
@@ -142,8 +248,11 @@ impl Store {
         &self,
         org: &OrganizationId,
         query: &ListQuery,
+        visibility: &Visibility,
     ) -> Result<(Vec<ApiToken>, u64), StoreError> {
-        let select = api_token::Entity::find().filter(list_condition(org, &query.filter));
+        let select = api_token::Entity::find()
+            .filter(list_condition(org, &query.filter))
+            .filter(visibility_condition(visibility));
         let total = select.clone().count(&self.read).await?;
         let page = query.page;
         if page.limit() == 0 || u64::from(page.offset()) >= total {
@@ -194,7 +303,10 @@ impl Store {
     }
 
     /// Loads the roles and subjects of `rows`, keeping their order.
-    async fn hydrate(&self, rows: Vec<api_token::Model>) -> Result<Vec<ApiToken>, StoreError> {
+    pub(super) async fn hydrate(
+        &self,
+        rows: Vec<api_token::Model>,
+    ) -> Result<Vec<ApiToken>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -315,6 +427,29 @@ fn list_condition(org: &OrganizationId, filter: &ListFilter) -> Condition {
         ));
     }
     cond
+}
+
+/// Only the tokens a caller may read (see `docs/authorization.md`).
+fn visibility_condition(visibility: &Visibility) -> Condition {
+    match visibility {
+        Visibility::All => Condition::all(),
+        Visibility::Scoped {
+            workspaces,
+            deployments,
+        } => {
+            let in_scope = |token_type: TokenType, ids: &[EntityId]| {
+                Condition::all()
+                    .add(api_token::Column::TokenType.eq(token_type.as_str()))
+                    .add(
+                        api_token::Column::EntityId
+                            .is_in(ids.iter().map(|i| i.as_str().to_owned())),
+                    )
+            };
+            Condition::any()
+                .add(in_scope(TokenType::Workspace, workspaces))
+                .add(in_scope(TokenType::Deployment, deployments))
+        }
+    }
 }
 
 fn binding_on(entity_type: EntityType) -> Condition {

@@ -15,7 +15,11 @@ async fn create_returns_the_secret_once(db: Db) {
             ..workspace_token("ci", "ws1")
         })
         .await;
-    assert!(created.token.starts_with(&format!("tokend.{}.", created.id)));
+    assert!(
+        created
+            .token
+            .starts_with(&format!("tokend.{}.", created.id))
+    );
     assert_eq!(created.name, "ci");
     assert_eq!(created.expiry_period_in_days, Some(30));
     let start = created.start_at.unwrap().seconds;
@@ -27,7 +31,12 @@ async fn create_returns_the_secret_once(db: Db) {
     let lookup = app
         .client
         .clone()
-        .lookup_api_token(with_bearer(&created.token, pb::ApiTokenSecret { token: created.token.clone() }))
+        .lookup_api_token(with_bearer(
+            &created.token,
+            pb::ApiTokenSecret {
+                token: created.token.clone(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -39,11 +48,17 @@ async fn create_returns_the_secret_once(db: Db) {
 async fn create_refuses_a_missing_name(db: Db) {
     let app = TestApp::spawn(db).await;
     let status = assert_code(
-        app.client.clone().create_api_token(app.req(workspace_token("  ", "ws1"))).await,
+        app.client
+            .clone()
+            .create_api_token(app.req(workspace_token("  ", "ws1")))
+            .await,
         Code::InvalidArgument,
     );
     assert!(status.message().contains("name"), "{}", status.message());
     app.stop().await;
 }
 
-both_databases!(create_returns_the_secret_once, create_refuses_a_missing_name);
+both_databases!(
+    create_returns_the_secret_once,
+    create_refuses_a_missing_name
+);

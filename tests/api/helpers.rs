@@ -20,9 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// The organization every TestApp's bootstrap token belongs to.
 pub const ORG: &str = "org-test";
@@ -38,8 +38,14 @@ pub enum Db {
 
 /// The database behind one TestApp, kept for fault injection and cleanup.
 pub enum TestDb {
-    Sqlite { dir: tempfile::TempDir, path: std::path::PathBuf },
-    Postgres { admin_url: String, name: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 /// Where the PostgreSQL tests connect as an administrator (to create one
@@ -88,7 +94,10 @@ impl TestDb {
                 getrandom::fill(&mut random).expect("random");
                 let name = format!(
                     "tokend_test_{}",
-                    random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    random
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
                 );
                 admin()
                     .await
@@ -161,7 +170,9 @@ impl TestDb {
 
     /// Runs one SQL statement directly (test setup and inspection).
     pub async fn connect(&self) -> DatabaseConnection {
-        Database::connect(self.url().as_str()).await.expect("connect to test database")
+        Database::connect(self.url().as_str())
+            .await
+            .expect("connect to test database")
     }
 }
 
@@ -172,12 +183,16 @@ impl Drop for TestDb {
             // Async cleanup cannot run inside Drop on the test's runtime; a
             // short-lived thread with its own runtime drops the database.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         if let Ok(admin) = Database::connect(postgres_admin_url().as_str()).await {
                             let _ = admin
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });
@@ -222,7 +237,9 @@ pub async fn bootstrap_token(
     role: &str,
     entity_id: &str,
 ) -> (String, String) {
-    let store = Store::connect(url, &StoreOptions::default()).await.expect("connect");
+    let store = Store::connect(url, &StoreOptions::default())
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     let now = now_seconds();
     let new = NewToken::parse(
@@ -238,7 +255,7 @@ pub async fn bootstrap_token(
     )
     .expect("valid bootstrap token");
     let creator = Subject::user("bootstrap-admin", "Bootstrap Admin").expect("user");
-    let (token, secret) = issue(&store, &TokenPrefix::default(), &new, &creator, now)
+    let (token, secret) = issue(&store, &TokenPrefix::default(), &new, &creator, None, now)
         .await
         .expect("issue bootstrap token");
     store.close().await;
@@ -255,9 +272,15 @@ impl TestApp {
     pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Self {
         let test_db = TestDb::create(db).await;
         let url = test_db.url();
-        let (token_id, secret) =
-            bootstrap_token(&url, ORG, "bootstrap", TokenType::Organization, "ORGANIZATION_OWNER", "")
-                .await;
+        let (token_id, secret) = bootstrap_token(
+            &url,
+            ORG,
+            "bootstrap",
+            TokenType::Organization,
+            "ORGANIZATION_OWNER",
+            "",
+        )
+        .await;
         let mut settings = test_settings(&url);
         configure(&mut settings);
         let prefix = settings.token_prefix.clone();
@@ -297,7 +320,9 @@ impl TestApp {
         let response = self
             .health
             .clone()
-            .check(HealthCheckRequest { service: service.to_owned() })
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
             .await?;
         Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
     }
@@ -312,7 +337,10 @@ impl TestApp {
             if all {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "health never became {status:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health never became {status:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -340,7 +368,10 @@ impl TestApp {
     }
 
     /// Lists tokens of [`ORG`] as the bootstrap caller.
-    pub async fn list(&self, request: pb::ListApiTokensRequest) -> Result<pb::ListApiTokensResponse, Status> {
+    pub async fn list(
+        &self,
+        request: pb::ListApiTokensRequest,
+    ) -> Result<pb::ListApiTokensResponse, Status> {
         self.client
             .clone()
             .list_api_tokens(self.req(pb::ListApiTokensRequest {
@@ -415,7 +446,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -445,7 +479,13 @@ macro_rules! both_databases {
 
 #[test]
 fn with_database_replaces_the_path() {
-    assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/postgres?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

@@ -5,4 +5,5 @@
 pub mod api_token;
 pub mod api_token_role;
 pub mod api_token_secret;
+pub mod audit_event;
 pub mod subject;

@@ -1,0 +1,565 @@
+//! Authorization: what a caller's roles let it do to tokens. Every RPC but
+//! Lookup asks [`authorize`] (or [`authorize_create`]); List asks
+//! [`visibility`]; Create and UpdateRoles ask [`can_grant`].
+//!
+//! tokend does not know which workspace a deployment belongs to, so
+//! workspace roles reach WORKSPACE tokens only; DEPLOYMENT tokens are
+//! reached by DEPLOYMENT_ADMIN on that deployment and by the organization's
+//! owners. Deny is the default.
+
+use std::fmt::Write as _;
+
+use super::ids::{EntityId, OrganizationId};
+use super::role::{EntityType, Role, RoleBinding};
+use super::token::TokenType;
+
+/// Something a caller does to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// GetApiToken, ListApiTokens, ListAuditEvents.
+    Read,
+    /// CreateApiToken.
+    Create,
+    /// UpdateApiToken (name, description, enabled).
+    Update,
+    /// UpdateApiTokenRoles.
+    UpdateRoles,
+    /// RotateApiToken.
+    Rotate,
+    /// DeleteApiToken.
+    Delete,
+}
+
+impl Action {
+    /// Every action, in the order the matrix lists them.
+    pub const ALL: [Self; 6] = [
+        Self::Read,
+        Self::Create,
+        Self::Update,
+        Self::UpdateRoles,
+        Self::Rotate,
+        Self::Delete,
+    ];
+
+    /// A short lowercase name for messages and the matrix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::UpdateRoles => "update roles",
+            Self::Rotate => "rotate",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// The entity a token belongs to: what authorization is decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenScope<'a> {
+    /// The token's type.
+    pub token_type: TokenType,
+    /// Its organization, workspace or deployment.
+    pub entity_id: &'a EntityId,
+}
+
+/// Why authorization refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The caller may not even see the target: answer exactly as if it did
+    /// not exist (NOT_FOUND).
+    NotVisible,
+    /// The caller sees the target but may not do this (PERMISSION_DENIED).
+    Insufficient,
+}
+
+/// How much one binding lets its holder do to one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    None,
+    Read,
+    Manage,
+}
+
+/// The matrix itself: what `binding` allows on a token of `target` scope in
+/// the same organization.
+fn access(binding: &RoleBinding, target: TokenScope<'_>) -> Access {
+    let on_target_entity = binding.entity_type() == target.token_type.entity_type()
+        && binding.entity_id() == target.entity_id;
+    match binding.role() {
+        Role::OrganizationOwner => Access::Manage,
+        Role::OrganizationBillingAdmin => Access::Read,
+        Role::WorkspaceOwner if on_target_entity => Access::Manage,
+        Role::WorkspaceOperator | Role::WorkspaceAuthor | Role::WorkspaceMember
+            if on_target_entity =>
+        {
+            Access::Read
+        }
+        Role::DeploymentAdmin if on_target_entity => Access::Manage,
+        _ => Access::None,
+    }
+}
+
+fn best_access(roles: &[RoleBinding], target: TokenScope<'_>) -> Access {
+    roles
+        .iter()
+        .map(|b| access(b, target))
+        .max()
+        .unwrap_or(Access::None)
+}
+
+/// May a caller of `caller_org` holding `roles` do `action` to an existing
+/// token of `org` with scope `target`? Another organization, or a token the
+/// caller cannot read, is [`Denied::NotVisible`].
+pub fn authorize(
+    caller_org: &OrganizationId,
+    roles: &[RoleBinding],
+    org: &OrganizationId,
+    target: TokenScope<'_>,
+    action: Action,
+) -> Result<(), Denied> {
+    if caller_org != org {
+        return Err(Denied::NotVisible);
+    }
+    match (best_access(roles, target), action) {
+        (Access::None, _) => Err(Denied::NotVisible),
+        (Access::Read, Action::Read) | (Access::Manage, _) => Ok(()),
+        (Access::Read, _) => Err(Denied::Insufficient),
+    }
+}
+
+/// May the caller create a token of scope `target` in `org`? Another
+/// organization is [`Denied::NotVisible`]; too little authority there is
+/// [`Denied::Insufficient`] (nothing exists yet whose existence could leak).
+pub fn authorize_create(
+    caller_org: &OrganizationId,
+    roles: &[RoleBinding],
+    org: &OrganizationId,
+    target: TokenScope<'_>,
+) -> Result<(), Denied> {
+    if caller_org != org {
+        return Err(Denied::NotVisible);
+    }
+    if best_access(roles, target) == Access::Manage {
+        Ok(())
+    } else {
+        Err(Denied::Insufficient)
+    }
+}
+
+/// May a caller holding `roles` put `binding` on a token (by Create or
+/// UpdateRoles)? Never above its own: an organization owner grants anything
+/// in its organization; a workspace owner grants workspace roles on its
+/// workspace; a deployment admin grants DEPLOYMENT_ADMIN on its deployment
+/// and DAG roles inside it.
+pub fn can_grant(roles: &[RoleBinding], binding: &RoleBinding) -> bool {
+    roles.iter().any(|held| match held.role() {
+        Role::OrganizationOwner => true,
+        Role::WorkspaceOwner => {
+            binding.entity_type() == EntityType::Workspace
+                && binding.entity_id() == held.entity_id()
+        }
+        Role::DeploymentAdmin => match binding.entity_type() {
+            EntityType::Deployment => binding.entity_id() == held.entity_id(),
+            EntityType::Dag | EntityType::DagTag => {
+                binding.deployment_id() == Some(held.entity_id())
+            }
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
+/// Which tokens of its organization a caller may read: what List shows and
+/// `totalCount` counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every token of the organization.
+    All,
+    /// WORKSPACE tokens of these workspaces and DEPLOYMENT tokens of these
+    /// deployments.
+    Scoped {
+        /// Readable workspaces.
+        workspaces: Vec<EntityId>,
+        /// Readable deployments.
+        deployments: Vec<EntityId>,
+    },
+}
+
+/// What List shows a caller of `caller_org` holding `roles` in `org`.
+/// Another organization is [`Denied::NotVisible`]; a caller that can read no
+/// token at all is [`Denied::Insufficient`].
+pub fn visibility(
+    caller_org: &OrganizationId,
+    roles: &[RoleBinding],
+    org: &OrganizationId,
+) -> Result<Visibility, Denied> {
+    if caller_org != org {
+        return Err(Denied::NotVisible);
+    }
+    let org_entity = EntityId::from(org);
+    let org_scope = TokenScope {
+        token_type: TokenType::Organization,
+        entity_id: &org_entity,
+    };
+    if best_access(roles, org_scope) >= Access::Read {
+        return Ok(Visibility::All);
+    }
+    let readable = |token_type: TokenType, entity: EntityType| -> Vec<EntityId> {
+        let mut ids: Vec<EntityId> = roles
+            .iter()
+            .filter(|b| b.entity_type() == entity)
+            .filter(|b| {
+                let scope = TokenScope {
+                    token_type,
+                    entity_id: b.entity_id(),
+                };
+                access(b, scope) >= Access::Read
+            })
+            .map(|b| b.entity_id().clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let workspaces = readable(TokenType::Workspace, EntityType::Workspace);
+    let deployments = readable(TokenType::Deployment, EntityType::Deployment);
+    if workspaces.is_empty() && deployments.is_empty() {
+        return Err(Denied::Insufficient);
+    }
+    Ok(Visibility::Scoped {
+        workspaces,
+        deployments,
+    })
+}
+
+/// The scopes Lookup reports: one `role:` entry per binding, then the token
+/// permissions the matrix derives from them (`apiTokens.read:` /
+/// `apiTokens.write:` followed by the entity they apply to).
+pub fn scopes(org: &OrganizationId, roles: &[RoleBinding]) -> Vec<String> {
+    let mut out: Vec<String> = roles
+        .iter()
+        .map(|b| match b.deployment_id() {
+            Some(dep) => format!(
+                "role:{}:{}:{}/{}",
+                b.role(),
+                b.entity_type(),
+                dep,
+                b.entity_id()
+            ),
+            None => format!("role:{}:{}:{}", b.role(), b.entity_type(), b.entity_id()),
+        })
+        .collect();
+    let org_entity = EntityId::from(org);
+    let candidates = std::iter::once((TokenType::Organization, &org_entity)).chain(
+        roles.iter().filter_map(|b| match b.entity_type() {
+            EntityType::Workspace => Some((TokenType::Workspace, b.entity_id())),
+            EntityType::Deployment => Some((TokenType::Deployment, b.entity_id())),
+            _ => None,
+        }),
+    );
+    let mut permissions = Vec::new();
+    for (token_type, entity_id) in candidates {
+        let access = best_access(
+            roles,
+            TokenScope {
+                token_type,
+                entity_id,
+            },
+        );
+        let level = match access {
+            Access::None => continue,
+            Access::Read => "read",
+            Access::Manage => "write",
+        };
+        let scope = format!("{}:{}", token_type.entity_type(), entity_id);
+        if access == Access::Manage {
+            permissions.push(format!("apiTokens.read:{scope}"));
+        }
+        permissions.push(format!("apiTokens.{level}:{scope}"));
+    }
+    permissions.sort();
+    permissions.dedup();
+    out.extend(permissions);
+    out
+}
+
+/// The permission matrix as a Markdown table, generated from [`authorize`],
+/// [`authorize_create`] and [`can_grant`] so `docs/authorization.md` cannot
+/// drift from the code.
+pub fn matrix_markdown() -> String {
+    let org = OrganizationId::from_stored("org".to_owned());
+    let ws = EntityId::from_stored("ws".into());
+    let other_ws = EntityId::from_stored("other-ws".into());
+    let dep = EntityId::from_stored("dep".into());
+    let other_dep = EntityId::from_stored("other-dep".into());
+    let org_entity = EntityId::from(&org);
+    let targets = [
+        ("ORGANIZATION tokens", TokenType::Organization, &org_entity),
+        (
+            "WORKSPACE tokens of its workspace",
+            TokenType::Workspace,
+            &ws,
+        ),
+        (
+            "WORKSPACE tokens of another workspace",
+            TokenType::Workspace,
+            &other_ws,
+        ),
+        (
+            "DEPLOYMENT tokens of its deployment",
+            TokenType::Deployment,
+            &dep,
+        ),
+        (
+            "DEPLOYMENT tokens of another deployment",
+            TokenType::Deployment,
+            &other_dep,
+        ),
+    ];
+    let mut table = String::from("| role (held on) |");
+    for (name, _, _) in &targets {
+        let _ = write!(table, " {name} |");
+    }
+    table.push_str(" may grant |\n|---|");
+    for _ in &targets {
+        table.push_str("---|");
+    }
+    table.push_str("---|\n");
+    for role in Role::ALL {
+        let entity_type = EntityType::ALL
+            .into_iter()
+            .find(|e| role.fits(*e))
+            .unwrap_or(EntityType::Organization);
+        let (entity, deployment) = match entity_type {
+            EntityType::Organization => (org_entity.clone(), None),
+            EntityType::Workspace => (ws.clone(), None),
+            EntityType::Deployment => (dep.clone(), None),
+            EntityType::Dag | EntityType::DagTag => {
+                (EntityId::from_stored("dag".into()), Some(dep.clone()))
+            }
+        };
+        let binding = RoleBinding::from_stored(entity_type, entity, role, deployment);
+        let roles = [binding];
+        let _ = write!(table, "| {role} ({}) |", entity_type);
+        for (_, token_type, entity_id) in &targets {
+            let target = TokenScope {
+                token_type: *token_type,
+                entity_id,
+            };
+            let allowed: Vec<&str> = Action::ALL
+                .into_iter()
+                .filter(|action| match action {
+                    Action::Create => authorize_create(&org, &roles, &org, target).is_ok(),
+                    other => authorize(&org, &roles, &org, target, *other).is_ok(),
+                })
+                .map(Action::as_str)
+                .collect();
+            let cell = if allowed.is_empty() {
+                "—".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            let _ = write!(table, " {cell} |");
+        }
+        let _ = writeln!(table, " {} |", grants(&roles, &org_entity, &ws, &dep));
+    }
+    table
+}
+
+/// Describes what `roles` may grant, for the matrix.
+fn grants(roles: &[RoleBinding], org: &EntityId, ws: &EntityId, dep: &EntityId) -> String {
+    let samples = [
+        (
+            "any role in the organization",
+            RoleBinding::from_stored(
+                EntityType::Organization,
+                org.clone(),
+                Role::OrganizationOwner,
+                None,
+            ),
+        ),
+        (
+            "WORKSPACE roles on its workspace",
+            RoleBinding::from_stored(
+                EntityType::Workspace,
+                ws.clone(),
+                Role::WorkspaceOwner,
+                None,
+            ),
+        ),
+        (
+            "DEPLOYMENT_ADMIN on its deployment",
+            RoleBinding::from_stored(
+                EntityType::Deployment,
+                dep.clone(),
+                Role::DeploymentAdmin,
+                None,
+            ),
+        ),
+        (
+            "DAG roles inside its deployment",
+            RoleBinding::from_stored(
+                EntityType::Dag,
+                EntityId::from_stored("dag".into()),
+                Role::DagAuthor,
+                Some(dep.clone()),
+            ),
+        ),
+    ];
+    if can_grant(roles, &samples[0].1) {
+        return samples[0].0.to_owned();
+    }
+    let granted: Vec<&str> = samples[1..]
+        .iter()
+        .filter(|(_, b)| can_grant(roles, b))
+        .map(|(d, _)| *d)
+        .collect();
+    if granted.is_empty() {
+        "nothing".to_owned()
+    } else {
+        granted.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(s: &str) -> OrganizationId {
+        OrganizationId::parse("o", s).unwrap()
+    }
+    fn id(s: &str) -> EntityId {
+        EntityId::from_stored(s.into())
+    }
+    fn bind(role: Role, entity: &str) -> RoleBinding {
+        let t = EntityType::ALL.into_iter().find(|e| role.fits(*e)).unwrap();
+        let dep = t.lives_in_deployment().then(|| id("dep"));
+        RoleBinding::from_stored(t, id(entity), role, dep)
+    }
+    fn ws_token(ws: &EntityId) -> TokenScope<'_> {
+        TokenScope {
+            token_type: TokenType::Workspace,
+            entity_id: ws,
+        }
+    }
+
+    #[test]
+    fn other_organization_is_invisible_whatever_the_role() {
+        let owner = [bind(Role::OrganizationOwner, "a")];
+        let target_entity = id("b");
+        let target = TokenScope {
+            token_type: TokenType::Organization,
+            entity_id: &target_entity,
+        };
+        for action in Action::ALL {
+            assert_eq!(
+                authorize(&org("a"), &owner, &org("b"), target, action),
+                Err(Denied::NotVisible)
+            );
+        }
+        assert_eq!(
+            authorize_create(&org("a"), &owner, &org("b"), target),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            visibility(&org("a"), &owner, &org("b")),
+            Err(Denied::NotVisible)
+        );
+    }
+
+    #[test]
+    fn workspace_member_reads_only_its_workspace() {
+        let roles = [bind(Role::WorkspaceMember, "ws1")];
+        let (ws1, ws2) = (id("ws1"), id("ws2"));
+        assert_eq!(
+            authorize(&org("o"), &roles, &org("o"), ws_token(&ws1), Action::Read),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(&org("o"), &roles, &org("o"), ws_token(&ws1), Action::Rotate),
+            Err(Denied::Insufficient)
+        );
+        assert_eq!(
+            authorize(&org("o"), &roles, &org("o"), ws_token(&ws2), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            visibility(&org("o"), &roles, &org("o")),
+            Ok(Visibility::Scoped {
+                workspaces: vec![ws1],
+                deployments: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn no_escalation_by_grant() {
+        let ws_owner = [bind(Role::WorkspaceOwner, "ws1")];
+        assert!(can_grant(&ws_owner, &bind(Role::WorkspaceOwner, "ws1")));
+        assert!(!can_grant(&ws_owner, &bind(Role::WorkspaceOwner, "ws2")));
+        assert!(!can_grant(&ws_owner, &bind(Role::OrganizationOwner, "o")));
+        assert!(!can_grant(&ws_owner, &bind(Role::DeploymentAdmin, "dep")));
+        let dep_admin = [bind(Role::DeploymentAdmin, "dep")];
+        assert!(can_grant(&dep_admin, &bind(Role::DagAuthor, "etl")));
+        assert!(!can_grant(&dep_admin, &bind(Role::WorkspaceMember, "ws1")));
+        let member = [bind(Role::OrganizationMember, "o")];
+        assert!(!can_grant(&member, &bind(Role::OrganizationMember, "o")));
+    }
+
+    #[test]
+    fn readers_without_scope_are_refused_list() {
+        for role in [
+            Role::OrganizationMember,
+            Role::WorkspaceAccessor,
+            Role::DagViewer,
+        ] {
+            let roles = [bind(role, "x")];
+            assert_eq!(
+                visibility(&org("o"), &roles, &org("o")),
+                Err(Denied::Insufficient),
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn scopes_list_roles_then_permissions() {
+        let roles = [
+            bind(Role::WorkspaceOwner, "ws1"),
+            bind(Role::DagViewer, "etl"),
+        ];
+        assert_eq!(
+            scopes(&org("o"), &roles),
+            [
+                "role:WORKSPACE_OWNER:WORKSPACE:ws1",
+                "role:DAG_VIEWER:DAG:dep/etl",
+                "apiTokens.read:WORKSPACE:ws1",
+                "apiTokens.write:WORKSPACE:ws1",
+            ]
+        );
+    }
+
+    #[test]
+    fn docs_match_the_code() {
+        let doc = include_str!("../../docs/authorization.md");
+        let table = matrix_markdown();
+        if std::env::var_os("TOKEND_WRITE_DOCS").is_some() {
+            let start = doc.find("<!-- matrix:begin -->").expect("begin marker")
+                + "<!-- matrix:begin -->".len();
+            let end = doc.find("<!-- matrix:end -->").expect("end marker");
+            let updated = format!("{}\n{}{}", &doc[..start], table, &doc[end..]);
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authorization.md"),
+                updated,
+            )
+            .unwrap();
+            return;
+        }
+        assert!(
+            doc.contains(&table),
+            "docs/authorization.md is out of date; regenerate with \
+             TOKEND_WRITE_DOCS=1 cargo test --lib docs_match_the_code\n{table}"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Token mutations after Create: update, replace roles, rotate, delete.
+//!
+//! Each runs in one transaction whose first statement updates the token's
+//! row: that locks it on PostgreSQL, so concurrent mutations of one token run
+//! one after the other (SQLite has a single writer anyway), and a token
+//! deleted meanwhile is noticed (no row updated: `None`). The audit row is
+//! written in the same transaction.
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use super::audit::{self, EventScope};
+use super::convert::role_to_row;
+use super::entity::{api_token, api_token_role, api_token_secret};
+use super::tokens::{TokenHead, upsert_subject};
+use super::{Store, StoreError};
+use crate::domain::audit::{Actor, AuditAction};
+use crate::domain::role::RoleBinding;
+use crate::domain::secret::SecretDigest;
+use crate::domain::time::rfc3339;
+use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenUpdate};
+
+impl Store {
+    /// Applies `update` to the token behind `head`; `None` if it is gone.
+    pub async fn update_token(
+        &self,
+        head: &TokenHead,
+        update: &TokenUpdate,
+        actor: &Actor<'_>,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let mut sets: Vec<(api_token::Column, SimpleExpr)> = Vec::new();
+        let mut changes = Vec::new();
+        if let Some(name) = &update.name {
+            sets.push((api_token::Column::Name, Expr::value(name.as_str())));
+            changes.push(format!("name {:?} -> {:?}", head.name, name.as_str()));
+        }
+        if let Some(description) = &update.description {
+            sets.push((
+                api_token::Column::Description,
+                Expr::value(description.as_str()),
+            ));
+            changes.push("description changed".to_owned());
+        }
+        if let Some(enabled) = update.enabled {
+            sets.push((api_token::Column::Enabled, Expr::value(enabled)));
+            changes.push(if enabled { "enabled" } else { "disabled" }.to_owned());
+        }
+        let Some(txn) = self.begin_mutation(head, actor, sets).await? else {
+            return Ok(None);
+        };
+        audit::append(
+            &txn,
+            head.event_scope(),
+            AuditAction::Update,
+            actor,
+            changes.join("; "),
+        )
+        .await?;
+        txn.commit().await?;
+        self.get_token(&head.organization_id, &head.id).await
+    }
+
+    /// Replaces every role of the token behind `head` with `roles`.
+    pub async fn replace_roles(
+        &self,
+        head: &TokenHead,
+        roles: &RoleSet,
+        actor: &Actor<'_>,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let Some(txn) = self.begin_mutation(head, actor, Vec::new()).await? else {
+            return Ok(None);
+        };
+        api_token_role::Entity::delete_many()
+            .filter(api_token_role::Column::TokenId.eq(head.id.as_str()))
+            .exec(&txn)
+            .await?;
+        let rows: Vec<api_token_role::ActiveModel> = roles
+            .bindings()
+            .iter()
+            .map(|b| role_to_row(&head.id, &head.organization_id, b))
+            .collect();
+        api_token_role::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
+        let detail = format!("roles set to [{}]", describe_roles(roles.bindings()));
+        audit::append(
+            &txn,
+            head.event_scope(),
+            AuditAction::UpdateRoles,
+            actor,
+            detail,
+        )
+        .await?;
+        txn.commit().await?;
+        self.get_token(&head.organization_id, &head.id).await
+    }
+
+    /// Makes `digest` the token's only current secret. Every older secret
+    /// stops working at once (`grace` 0) or works for at most `grace` more
+    /// seconds; secrets whose grace has ended are removed.
+    pub async fn rotate_secret(
+        &self,
+        head: &TokenHead,
+        digest: &SecretDigest,
+        short_token: &str,
+        grace: GracePeriod,
+        actor: &Actor<'_>,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
+        let Some(txn) = self.begin_mutation(head, actor, sets).await? else {
+            return Ok(None);
+        };
+        let now = actor.at;
+        let grace_end = now.saturating_add(grace.seconds());
+        let secrets = || {
+            api_token_secret::Entity::delete_many()
+                .filter(api_token_secret::Column::TokenId.eq(head.id.as_str()))
+        };
+        if grace.seconds() == 0 {
+            secrets().exec(&txn).await?;
+        } else {
+            secrets()
+                .filter(api_token_secret::Column::ExpiresAt.lte(now))
+                .exec(&txn)
+                .await?;
+            api_token_secret::Entity::update_many()
+                .col_expr(api_token_secret::Column::ExpiresAt, Expr::value(grace_end))
+                .filter(api_token_secret::Column::TokenId.eq(head.id.as_str()))
+                .filter(
+                    Condition::any()
+                        .add(api_token_secret::Column::ExpiresAt.is_null())
+                        .add(api_token_secret::Column::ExpiresAt.gt(grace_end)),
+                )
+                .exec(&txn)
+                .await?;
+        }
+        api_token_secret::Entity::insert(api_token_secret::ActiveModel {
+            digest: Set(digest.as_bytes().to_vec()),
+            token_id: Set(head.id.as_str().to_owned()),
+            created_at: Set(now),
+            expires_at: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let detail = if grace.seconds() == 0 {
+            format!("new secret {short_token}; older secrets stopped working at once")
+        } else {
+            format!(
+                "new secret {short_token}; older secrets work until {}",
+                rfc3339(grace_end)
+            )
+        };
+        audit::append(&txn, head.event_scope(), AuditAction::Rotate, actor, detail).await?;
+        txn.commit().await?;
+        self.get_token(&head.organization_id, &head.id).await
+    }
+
+    /// Deletes the token behind `head` with its secrets and roles (its audit
+    /// events stay). `false` if it was already gone.
+    pub async fn delete_token(
+        &self,
+        head: &TokenHead,
+        actor: &Actor<'_>,
+    ) -> Result<bool, StoreError> {
+        let txn = self.write.begin().await?;
+        let deleted = api_token::Entity::delete_many()
+            .filter(api_token::Column::Id.eq(head.id.as_str()))
+            .filter(api_token::Column::OrganizationId.eq(head.organization_id.as_str()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        upsert_subject(&txn, actor.subject).await?;
+        let scope: EventScope<'_> = head.event_scope();
+        audit::append(
+            &txn,
+            scope,
+            AuditAction::Delete,
+            actor,
+            format!("deleted token {:?}", head.name),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Opens a mutation: records the actor, then touches the token row
+    /// (`updated_at`, `updated_by` and `sets`), which locks it. `None` (and
+    /// the transaction rolled back) when the token is gone.
+    async fn begin_mutation(
+        &self,
+        head: &TokenHead,
+        actor: &Actor<'_>,
+        sets: Vec<(api_token::Column, SimpleExpr)>,
+    ) -> Result<Option<DatabaseTransaction>, StoreError> {
+        let txn = self.write.begin().await?;
+        upsert_subject(&txn, actor.subject).await?;
+        let mut update = api_token::Entity::update_many()
+            .col_expr(api_token::Column::UpdatedAt, Expr::value(actor.at))
+            .col_expr(
+                api_token::Column::UpdatedBy,
+                Expr::value(actor.subject.id.as_str()),
+            );
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        let touched = update
+            .filter(api_token::Column::Id.eq(head.id.as_str()))
+            .filter(api_token::Column::OrganizationId.eq(head.organization_id.as_str()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        Ok((touched == 1).then_some(txn))
+    }
+}
+
+/// `ROLE on TYPE entity` for each binding, for audit details.
+fn describe_roles(bindings: &[RoleBinding]) -> String {
+    bindings
+        .iter()
+        .map(|b| match b.deployment_id() {
+            Some(dep) => format!(
+                "{} on {} {} in {}",
+                b.role(),
+                b.entity_type(),
+                b.entity_id(),
+                dep
+            ),
+            None => format!("{} on {} {}", b.role(), b.entity_type(), b.entity_id()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
