@@ -43,14 +43,10 @@ fn usage_statement(backend: DbBackend, records: &[UsageRecord]) -> Statement {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
     };
-    let text_type = match backend {
-        DbBackend::Postgres => "TEXT COLLATE \"C\"",
-        _ => "TEXT",
-    };
     for record in records {
         let n = values.len();
         rows.push(format!(
-            "(CAST({} AS {text_type}), CAST({} AS BIGINT), CAST({} AS TEXT))",
+            "(CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS TEXT))",
             placeholder(n + 1),
             placeholder(n + 2),
             placeholder(n + 3)

@@ -3,4 +3,7 @@
 
 pub mod helpers;
 
+mod audit;
+mod authz;
 mod create;
+mod lifecycle;
