@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tonic::metadata::MetadataMap;
 
+use crate::cache::CredentialCache;
 use crate::domain::ids::{OrganizationId, TokenId};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
@@ -55,6 +56,7 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     prefix: TokenPrefix,
+    cache: CredentialCache,
     usage: Arc<UsageRecorder>,
     failures: Arc<FailureRecorder>,
 }
@@ -64,15 +66,22 @@ impl Authenticator {
     pub fn new(
         store: Store,
         prefix: TokenPrefix,
+        cache: CredentialCache,
         usage: Arc<UsageRecorder>,
         failures: Arc<FailureRecorder>,
     ) -> Self {
         Self {
             store,
             prefix,
+            cache,
             usage,
             failures,
         }
+    }
+
+    /// The credential cache (for invalidation and metrics).
+    pub fn cache(&self) -> &CredentialCache {
+        &self.cache
     }
 
     /// The deployment's token prefix.
@@ -85,19 +94,20 @@ impl Authenticator {
     pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, AuthError> {
         let ip = client_ip(request);
         let now = now_seconds();
-        let token = match self.check(request.metadata(), now).await? {
-            Ok(token) => token,
+        let found = match self.check(request.metadata(), now).await? {
+            Ok(found) => found,
             Err((token_id, reason)) => {
                 self.failures.record(token_id, ip.as_deref(), reason, now);
                 return Err(AuthError::Unauthenticated);
             }
         };
+        let token = &found.token;
         self.usage.record(&token.id, now, ip.as_deref());
         Ok(Caller {
-            token_id: token.id,
-            organization_id: token.organization_id,
-            name: token.name,
-            roles: token.roles,
+            token_id: token.id.clone(),
+            organization_id: token.organization_id.clone(),
+            name: token.name.clone(),
+            roles: token.roles.clone(),
             ip,
         })
     }
@@ -108,7 +118,7 @@ impl Authenticator {
         &self,
         metadata: &MetadataMap,
         now: i64,
-    ) -> Result<Result<ApiToken, (Option<TokenId>, &'static str)>, StoreError> {
+    ) -> Result<Result<Arc<DigestMatch>, (Option<TokenId>, &'static str)>, StoreError> {
         let secret = match bearer_secret(metadata, &self.prefix) {
             Ok(secret) => secret,
             Err(reason) => return Ok(Err((None, reason))),
@@ -119,7 +129,7 @@ impl Authenticator {
                 "unknown or revoked secret",
             )));
         };
-        let token = found.token;
+        let token = &found.token;
         let refusal = if !token.enabled {
             Some("token disabled")
         } else if now < token.start_at {
@@ -130,19 +140,25 @@ impl Authenticator {
             None
         };
         Ok(match refusal {
-            Some(reason) => Err((Some(token.id), reason)),
-            None => Ok(token),
+            Some(reason) => Err((Some(token.id.clone()), reason)),
+            None => Ok(found),
         })
     }
 
     /// The token a well-formed secret belongs to, if it is live (exists, and
-    /// this secret is its current one or still in its grace period).
-    pub async fn resolve(&self, secret: &TokenSecret) -> Result<Option<DigestMatch>, StoreError> {
+    /// this secret is its current one or still in its grace period). Served
+    /// from the cache when it can be.
+    pub async fn resolve(
+        &self,
+        secret: &TokenSecret,
+    ) -> Result<Option<Arc<DigestMatch>>, StoreError> {
+        let digest = secret.digest();
+        let found = self
+            .cache
+            .get_or_load(&digest, self.store.find_by_digest(&digest))
+            .await?;
         let now = now_seconds();
-        Ok(self
-            .store
-            .find_by_digest(&secret.digest())
-            .await?
+        Ok(found
             .filter(|m| &m.token.id == secret.id())
             .filter(|m| m.secret_expires_at.is_none_or(|end| now < end)))
     }

@@ -100,6 +100,19 @@ pub struct ServeArgs {
     /// How often the health service pings the database.
     #[arg(long, env = "TOKEND_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub health_check_interval: Duration,
+
+    /// Entries in the credential cache (secret digest -> token); 0 turns it off.
+    #[arg(long, env = "TOKEND_AUTH_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub auth_cache_capacity: u64,
+
+    /// How long a found token stays cached: the bound on how late another
+    /// replica's rotate, delete or disable is noticed here (at most 30s).
+    #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "2s", value_parser = parse_duration)]
+    pub auth_cache_ttl: Duration,
+
+    /// How long "no such secret" stays cached (at most 1s).
+    #[arg(long, env = "TOKEND_AUTH_CACHE_NEGATIVE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub auth_cache_negative_ttl: Duration,
 }
 
 /// `tokend token ...`.

@@ -1,6 +1,9 @@
 //! What each command does.
 
 use std::io::Write;
+use std::time::Duration;
+
+use crate::cache::CacheSettings;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs, TokenCommand, TokenCreateArgs};
 use crate::config::{DatabaseUrl, Settings};
@@ -73,6 +76,21 @@ pub fn settings(global: &GlobalArgs, args: &ServeArgs) -> Result<Settings, Comma
     settings.token_prefix = prefix(global)?;
     settings.usage_flush_interval = args.usage_flush_interval;
     settings.health_check_interval = args.health_check_interval;
+    if args.auth_cache_ttl > Duration::from_secs(30) {
+        return Err(CommandError::Config(
+            "--auth-cache-ttl must be at most 30s".into(),
+        ));
+    }
+    if args.auth_cache_negative_ttl > Duration::from_secs(1) {
+        return Err(CommandError::Config(
+            "--auth-cache-negative-ttl must be at most 1s".into(),
+        ));
+    }
+    settings.auth_cache = CacheSettings {
+        capacity: args.auth_cache_capacity,
+        ttl: args.auth_cache_ttl,
+        negative_ttl: args.auth_cache_negative_ttl,
+    };
     Ok(settings)
 }
 

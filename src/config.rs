@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::cache::CacheSettings;
 use crate::domain::secret::TokenPrefix;
 use crate::store::{DatabaseKind, StoreOptions};
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub usage_flush_interval: Duration,
     /// How often health pings the database.
     pub health_check_interval: Duration,
+    /// The credential cache.
+    pub auth_cache: CacheSettings,
 }
 
 impl Settings {
@@ -71,6 +74,7 @@ impl Settings {
             token_prefix: TokenPrefix::default(),
             usage_flush_interval: Duration::from_secs(5),
             health_check_interval: Duration::from_secs(2),
+            auth_cache: CacheSettings::default(),
         }
     }
 }

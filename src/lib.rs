@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::{AppState, TokenService};
 use crate::auth::Authenticator;
+use crate::cache::CredentialCache;
 use crate::config::Settings;
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
 use crate::store::{Store, StoreError};
@@ -88,6 +89,7 @@ impl Application {
         let auth = Authenticator::new(
             store.clone(),
             settings.token_prefix.clone(),
+            CredentialCache::new(settings.auth_cache),
             usage.clone(),
             failures.clone(),
         );

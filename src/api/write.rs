@@ -114,10 +114,13 @@ pub(super) async fn update(
     .await?;
     let update = TokenUpdate::parse(req.name.as_deref(), req.description.as_deref(), req.enabled)?;
     let subject = caller.subject();
-    let updated = state
+    let result = state
         .store
         .update_token(&head, &update, &actor(&caller, &subject, now_seconds()))
-        .await
+        .await;
+    // Invalidate whatever the outcome: a failure after commit still changed it.
+    state.auth.cache().invalidate_token(&head.id);
+    let updated = result
         .map_err(name_conflict)?
         .ok_or(ApiError::NotFound(TOKEN))?;
     tracing::info!(token_id = %head.id, "API token updated");
@@ -143,11 +146,12 @@ pub(super) async fn update_roles(
     let roles = RoleSet::parse(&org, head.token_type, &head.entity_id, bindings)?;
     check_grants(&caller, roles.bindings())?;
     let subject = caller.subject();
-    let updated = state
+    let result = state
         .store
         .replace_roles(&head, &roles, &actor(&caller, &subject, now_seconds()))
-        .await?
-        .ok_or(ApiError::NotFound(TOKEN))?;
+        .await;
+    state.auth.cache().invalidate_token(&head.id);
+    let updated = result?.ok_or(ApiError::NotFound(TOKEN))?;
     tracing::info!(token_id = %head.id, "API token roles replaced");
     Ok(convert::api_token(updated, None))
 }
@@ -172,7 +176,7 @@ pub(super) async fn rotate(
         .map_err(|e| ApiError::Internal(format!("OS random source failed: {e}")))?;
     let prefix = state.auth.prefix();
     let subject = caller.subject();
-    let rotated = state
+    let result = state
         .store
         .rotate_secret(
             &head,
@@ -181,8 +185,9 @@ pub(super) async fn rotate(
             grace,
             &actor(&caller, &subject, now_seconds()),
         )
-        .await?
-        .ok_or(ApiError::NotFound(TOKEN))?;
+        .await;
+    state.auth.cache().invalidate_token(&head.id);
+    let rotated = result?.ok_or(ApiError::NotFound(TOKEN))?;
     tracing::info!(token_id = %head.id, grace_seconds = grace.seconds(), "API token rotated");
     Ok(convert::api_token(
         rotated,
@@ -206,11 +211,12 @@ pub(super) async fn delete(
     )
     .await?;
     let subject = caller.subject();
-    if !state
+    let result = state
         .store
         .delete_token(&head, &actor(&caller, &subject, now_seconds()))
-        .await?
-    {
+        .await;
+    state.auth.cache().invalidate_token(&head.id);
+    if !result? {
         return Err(ApiError::NotFound(TOKEN));
     }
     tracing::info!(token_id = %head.id, "API token deleted");

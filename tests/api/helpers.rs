@@ -382,6 +382,11 @@ impl TestApp {
             .map(|r| r.into_inner())
     }
 
+    /// Starts another server (a replica) on this app's database.
+    pub async fn replica(&self, configure: impl FnOnce(&mut Settings)) -> Replica {
+        Replica::start(&self.db.url(), configure).await
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -394,6 +399,62 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Another server process on a shared database (in this process).
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub client: ApiTokenServiceClient<Channel>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+impl Replica {
+    /// Builds (migrating) and starts a server on `url`.
+    pub async fn start(url: &str, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings(url);
+        configure(&mut settings);
+        let app = Application::build(settings).await.expect("build replica");
+        Self::run(app).await
+    }
+
+    /// Starts an already built server.
+    pub async fn run(app: Application) -> Self {
+        let addr = app.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to replica");
+        Self {
+            addr,
+            client: ApiTokenServiceClient::new(channel),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops it gracefully (flushing usage) and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("replica task").expect("replica result");
+        }
+    }
+}
+
+impl Drop for Replica {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -7,3 +7,4 @@ mod audit;
 mod authz;
 mod create;
 mod lifecycle;
+mod replicas;
