@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokend::config::{DatabaseUrl, Settings};
-use tokend::domain::ids::OrganizationId;
-use tokend::domain::secret::TokenPrefix;
+use tokend::domain::ids::{OrganizationId, TokenId};
+use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
-use tokend::domain::time::now_seconds;
+use tokend::domain::time::{now_millis, now_seconds};
 use tokend::domain::token::{CreateTokenInput, NewToken, TokenType};
 use tokend::issue::issue;
 use tokend::pb;
@@ -20,9 +20,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_types::StatusExt;
 
 /// The organization every TestApp's bootstrap token belongs to.
 pub const ORG: &str = "org-test";
@@ -38,8 +39,14 @@ pub enum Db {
 
 /// The database behind one TestApp, kept for fault injection and cleanup.
 pub enum TestDb {
-    Sqlite { dir: tempfile::TempDir, path: std::path::PathBuf },
-    Postgres { admin_url: String, name: String },
+    Sqlite {
+        dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 /// Where the PostgreSQL tests connect as an administrator (to create one
@@ -88,7 +95,10 @@ impl TestDb {
                 getrandom::fill(&mut random).expect("random");
                 let name = format!(
                     "tokend_test_{}",
-                    random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    random
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
                 );
                 admin()
                     .await
@@ -159,9 +169,38 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` directly on the database (test setup that the API cannot
+    /// do yet).
+    pub async fn execute(&self, sql: &str) {
+        let conn = self.connect().await;
+        conn.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+    }
+
+    /// The stored `(last_used_at, last_used_ip)` of token `id`, read straight
+    /// from the database.
+    pub async fn usage_of(&self, id: &str) -> (Option<i64>, Option<String>) {
+        let conn = self.connect().await;
+        let sql = format!("SELECT last_used_at, last_used_ip FROM api_tokens WHERE id = '{id}'");
+        let row = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .expect("read usage")
+            .unwrap_or_else(|| panic!("token {id} is not in the database"));
+        let _ = conn.close().await;
+        (
+            row.try_get("", "last_used_at").expect("last_used_at"),
+            row.try_get("", "last_used_ip").expect("last_used_ip"),
+        )
+    }
+
     /// Runs one SQL statement directly (test setup and inspection).
     pub async fn connect(&self) -> DatabaseConnection {
-        Database::connect(self.url().as_str()).await.expect("connect to test database")
+        Database::connect(self.url().as_str())
+            .await
+            .expect("connect to test database")
     }
 }
 
@@ -172,12 +211,16 @@ impl Drop for TestDb {
             // Async cleanup cannot run inside Drop on the test's runtime; a
             // short-lived thread with its own runtime drops the database.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         if let Ok(admin) = Database::connect(postgres_admin_url().as_str()).await {
                             let _ = admin
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });
@@ -222,7 +265,9 @@ pub async fn bootstrap_token(
     role: &str,
     entity_id: &str,
 ) -> (String, String) {
-    let store = Store::connect(url, &StoreOptions::default()).await.expect("connect");
+    let store = Store::connect(url, &StoreOptions::default())
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     let now = now_seconds();
     let new = NewToken::parse(
@@ -255,9 +300,15 @@ impl TestApp {
     pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Settings)) -> Self {
         let test_db = TestDb::create(db).await;
         let url = test_db.url();
-        let (token_id, secret) =
-            bootstrap_token(&url, ORG, "bootstrap", TokenType::Organization, "ORGANIZATION_OWNER", "")
-                .await;
+        let (token_id, secret) = bootstrap_token(
+            &url,
+            ORG,
+            "bootstrap",
+            TokenType::Organization,
+            "ORGANIZATION_OWNER",
+            "",
+        )
+        .await;
         let mut settings = test_settings(&url);
         configure(&mut settings);
         let prefix = settings.token_prefix.clone();
@@ -297,7 +348,9 @@ impl TestApp {
         let response = self
             .health
             .clone()
-            .check(HealthCheckRequest { service: service.to_owned() })
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
             .await?;
         Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
     }
@@ -312,7 +365,10 @@ impl TestApp {
             if all {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "health never became {status:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health never became {status:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -325,6 +381,37 @@ impl TestApp {
             .await
             .expect("create token")
             .into_inner()
+    }
+
+    /// Creates a token through the API as the bootstrap caller, keeping the
+    /// error.
+    pub async fn try_create(
+        &self,
+        request: pb::CreateApiTokenRequest,
+    ) -> Result<pb::ApiToken, Status> {
+        self.client
+            .clone()
+            .create_api_token(self.req(request))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Looks up `secret` with `caller` as the bearer.
+    pub async fn lookup_as(
+        &self,
+        caller: &str,
+        secret: &str,
+    ) -> Result<pb::ApiTokenMetadata, Status> {
+        self.client
+            .clone()
+            .lookup_api_token(with_bearer(
+                caller,
+                pb::ApiTokenSecret {
+                    token: secret.into(),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Gets a token of [`ORG`] as the bootstrap caller.
@@ -340,7 +427,10 @@ impl TestApp {
     }
 
     /// Lists tokens of [`ORG`] as the bootstrap caller.
-    pub async fn list(&self, request: pb::ListApiTokensRequest) -> Result<pb::ListApiTokensResponse, Status> {
+    pub async fn list(
+        &self,
+        request: pb::ListApiTokensRequest,
+    ) -> Result<pb::ListApiTokensResponse, Status> {
         self.client
             .clone()
             .list_api_tokens(self.req(pb::ListApiTokensRequest {
@@ -404,6 +494,80 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
     }
 }
 
+/// The fields named in the `google.rpc.BadRequest` details of `status`, in
+/// the order the server listed them.
+pub fn bad_request_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|details| {
+            details
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts that `result` failed with INVALID_ARGUMENT naming `field` (and no
+/// other field) in its message and in its BadRequest details.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = assert_code(result, Code::InvalidArgument);
+    let mut fields = bad_request_fields(&status);
+    fields.dedup();
+    assert_eq!(fields, [field], "BadRequest fields of {status:?}");
+    assert!(
+        status.message().contains(field),
+        "message {:?} does not name {field}",
+        status.message()
+    );
+    status
+}
+
+/// A well-formed secret of this deployment (right prefix, id shape and
+/// checksum) that belongs to no token.
+pub fn unknown_secret() -> String {
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).expect("random");
+    TokenSecret::from_parts(TokenId::generate(now_millis(), random), [7; 32])
+        .reveal(&TokenPrefix::default())
+        .into_exposed()
+}
+
+/// A protobuf timestamp `seconds` after the Unix epoch.
+pub fn at(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    now_seconds()
+}
+
+/// An ORGANIZATION-token Create request for [`ORG`].
+pub fn organization_token(name: &str) -> pb::CreateApiTokenRequest {
+    pb::CreateApiTokenRequest {
+        organization_id: ORG.into(),
+        name: name.into(),
+        r#type: pb::api_token::Type::Organization as i32,
+        role: "ORGANIZATION_MEMBER".into(),
+        ..Default::default()
+    }
+}
+
+/// A DEPLOYMENT-token Create request for [`ORG`].
+pub fn deployment_token(name: &str, deployment: &str) -> pb::CreateApiTokenRequest {
+    pb::CreateApiTokenRequest {
+        organization_id: ORG.into(),
+        name: name.into(),
+        r#type: pb::api_token::Type::Deployment as i32,
+        role: "DEPLOYMENT_ADMIN".into(),
+        entity_id: deployment.into(),
+        ..Default::default()
+    }
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, for up to 10 s.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -415,7 +579,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -445,7 +612,13 @@ macro_rules! both_databases {
 
 #[test]
 fn with_database_replaces_the_path() {
-    assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/postgres?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }
