@@ -4,3 +4,5 @@
 pub mod helpers;
 
 mod create;
+mod get;
+mod list;
