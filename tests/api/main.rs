@@ -3,6 +3,11 @@
 
 pub mod helpers;
 
+mod auth;
+mod cli;
 mod create;
 mod get;
+mod health;
 mod list;
+mod lookup;
+mod reflection;
