@@ -2,6 +2,8 @@
 //! UNAUTHENTICATED and one message for every cause; a caller's use is
 //! recorded with its address.
 
+use std::net::{IpAddr, SocketAddr};
+
 use tokend::pb;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Status};
@@ -266,6 +268,44 @@ async fn a_loopback_proxy_forwards_the_client_address(db: Db) {
     app.stop().await;
 }
 
+/// This host's address on its default route: an address a client can
+/// connect from that is not loopback. Sends nothing.
+fn non_loopback_address() -> IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+    socket
+        .connect("203.0.113.1:9")
+        .expect("this test needs a non-loopback interface with a default route");
+    let ip = socket.local_addr().expect("local address").ip();
+    assert!(!ip.is_loopback(), "{ip}");
+    ip
+}
+
+async fn a_remote_peer_cannot_claim_another_address(db: Db) {
+    let host = non_loopback_address();
+    let app = TestApp::spawn_with(db, |settings| settings.listen = SocketAddr::new(host, 0)).await;
+    let caller = app.create(workspace_token("remote", "ws1")).await;
+    let mut request = with_bearer(
+        &caller.token,
+        pb::ListApiTokensRequest {
+            organization_id: ORG.into(),
+            ..Default::default()
+        },
+    );
+    request
+        .metadata_mut()
+        .insert("x-forwarded-for", MetadataValue::from_static("203.0.113.7"));
+    // app.client connects to the host address, so the peer is not loopback.
+    assert_eq!(app.addr.ip(), host);
+    app.client.clone().list_api_tokens(request).await.unwrap();
+    let (_, ip) = recorded_use(&app, &caller.id).await;
+    assert_eq!(
+        ip,
+        host.to_string(),
+        "x-forwarded-for from a non-loopback peer must be ignored"
+    );
+    app.stop().await;
+}
+
 async fn a_valid_caller_is_not_refused(db: Db) {
     let app = TestApp::spawn(db).await;
     let bearer = format!("Bearer {}", app.secret);
@@ -289,5 +329,6 @@ both_databases!(
     the_bearer_scheme_is_case_insensitive,
     the_callers_use_is_recorded,
     a_loopback_proxy_forwards_the_client_address,
+    a_remote_peer_cannot_claim_another_address,
     a_valid_caller_is_not_refused,
 );

@@ -8,8 +8,8 @@ use tonic::Code;
 
 use crate::both_databases;
 use crate::helpers::{
-    Db, ORG, OTHER_ORG, TestApp, assert_code, assert_invalid, at, bad_request_fields,
-    deployment_token, now, organization_token, with_bearer, workspace_token,
+    Db, ORG, OTHER_ORG, TestApp, assert_code, assert_invalid, assert_invalid_in, at,
+    bad_request_fields, deployment_token, now, organization_token, with_bearer, workspace_token,
 };
 
 const DAY: i64 = 86_400;
@@ -197,9 +197,7 @@ async fn create_names_the_offending_field(db: Db) {
     ];
     for Refused { field, request } in cases {
         let described = format!("{request:?}");
-        let result = app.try_create(request).await;
-        let status = assert_invalid(result, field);
-        assert!(!status.message().is_empty(), "{described}");
+        assert_invalid_in(&described, app.try_create(request).await, field);
     }
     // Nothing was created by any of them.
     let listed = app.list(pb::ListApiTokensRequest::default()).await.unwrap();

@@ -513,13 +513,35 @@ pub fn bad_request_fields(status: &Status) -> Vec<String> {
 /// other field) in its message and in its BadRequest details.
 #[track_caller]
 pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) -> Status {
-    let status = assert_code(result, Code::InvalidArgument);
+    assert_invalid_in("", result, field)
+}
+
+/// [`assert_invalid`], naming the case `context` when it fails.
+#[track_caller]
+pub fn assert_invalid_in<T: std::fmt::Debug>(
+    context: &str,
+    result: Result<T, Status>,
+    field: &str,
+) -> Status {
+    let status = match result {
+        Ok(value) => panic!("{context}: expected INVALID_ARGUMENT for {field}, got Ok({value:?})"),
+        Err(status) => status,
+    };
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{context}: {status:?}"
+    );
     let mut fields = bad_request_fields(&status);
     fields.dedup();
-    assert_eq!(fields, [field], "BadRequest fields of {status:?}");
+    assert_eq!(
+        fields,
+        [field],
+        "{context}: BadRequest fields of {status:?}"
+    );
     assert!(
         status.message().contains(field),
-        "message {:?} does not name {field}",
+        "{context}: message {:?} does not name {field}",
         status.message()
     );
     status

@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::both_databases;
 use crate::helpers::{
-    Db, OTHER_ORG, TestApp, assert_code, assert_invalid, at, bootstrap_token, eventually, now,
+    Db, OTHER_ORG, TestApp, assert_code, assert_invalid_in, at, bootstrap_token, eventually, now,
     unknown_secret, workspace_token,
 };
 
@@ -128,7 +128,7 @@ async fn lookup_refuses_strings_that_are_not_secrets(db: Db) {
         ("empty", String::new()),
     ];
     for (what, text) in cases {
-        let status = assert_invalid(app.lookup_as(&app.secret, &text).await, "token");
+        let status = assert_invalid_in(what, app.lookup_as(&app.secret, &text).await, "token");
         if !text.is_empty() {
             assert!(
                 !status.message().contains(&text),

@@ -1,5 +1,6 @@
 //! Black-box tests: the real server on a free port, a real database, a real
-//! gRPC client. Every test runs on SQLite and on PostgreSQL.
+//! gRPC client. Every test that touches a database runs on SQLite and on
+//! PostgreSQL (`both_databases!`); one module per capability.
 
 pub mod helpers;
 
