@@ -130,24 +130,8 @@ async fn calls_fail_fast_with_unavailable_while_the_database_is_down(db: Db) {
     app.stop().await;
 }
 
-async fn health_is_not_serving_after_shutdown(db: Db) {
-    let app = TestApp::spawn(db).await;
-    let health = app.health.clone();
-    app.stop().await;
-    // The server is gone: health can no longer say SERVING.
-    let mut health = health;
-    let answer = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner().status);
-    assert_ne!(answer.ok(), Some(ServingStatus::Serving as i32));
-}
-
 both_databases!(
     serving_for_the_server_and_the_service,
     health_follows_the_database,
     calls_fail_fast_with_unavailable_while_the_database_is_down,
-    health_is_not_serving_after_shutdown,
 );
