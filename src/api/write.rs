@@ -90,8 +90,14 @@ fn parse_create(
         Ok(new) if v.is_empty() => Ok(new),
         Ok(_) => Err(v.into_vec().into()),
         Err(more) => {
+            // An undecodable enum is already reported; NewToken sees it as
+            // unset and would report the same field again.
             let mut all = v.into_vec();
-            all.extend(more);
+            for violation in more {
+                if !all.iter().any(|v| v.field == violation.field) {
+                    all.push(violation);
+                }
+            }
             Err(all.into())
         }
     }

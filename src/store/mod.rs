@@ -139,12 +139,22 @@ impl Store {
             .parse()
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            // Create the file (if the URL allows it) once, now. Pool
+            // connections opened later never create it: if the file is moved
+            // or deleted under a running server they fail (UNAVAILABLE)
+            // rather than silently start an empty database.
+            let mut first = ConnectOptions::new(url);
+            first.max_connections(1).sqlx_logging(false);
+            Database::connect(first).await?.close().await?;
+        }
         let busy = options.sqlite_busy_timeout;
         let tune = move |o: SqliteConnectOptions| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(busy)
                 .foreign_keys(true)
+                .create_if_missing(in_memory)
         };
         let mut write_opts = ConnectOptions::new(url);
         write_opts

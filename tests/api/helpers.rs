@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokend::config::{DatabaseUrl, Settings};
-use tokend::domain::ids::OrganizationId;
-use tokend::domain::secret::TokenPrefix;
+use tokend::domain::ids::{OrganizationId, TokenId};
+use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
-use tokend::domain::time::now_seconds;
+use tokend::domain::time::{now_millis, now_seconds};
 use tokend::domain::token::{CreateTokenInput, NewToken, TokenType};
 use tokend::issue::issue;
 use tokend::pb;
@@ -23,6 +23,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 
 /// The organization every TestApp's bootstrap token belongs to.
 pub const ORG: &str = "org-test";
@@ -166,6 +167,33 @@ impl TestDb {
                     .expect("allow connections");
             }
         }
+    }
+
+    /// Runs `sql` directly on the database (test setup that the API cannot
+    /// do yet).
+    pub async fn execute(&self, sql: &str) {
+        let conn = self.connect().await;
+        conn.execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+    }
+
+    /// The stored `(last_used_at, last_used_ip)` of token `id`, read straight
+    /// from the database.
+    pub async fn usage_of(&self, id: &str) -> (Option<i64>, Option<String>) {
+        let conn = self.connect().await;
+        let sql = format!("SELECT last_used_at, last_used_ip FROM api_tokens WHERE id = '{id}'");
+        let row = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .expect("read usage")
+            .unwrap_or_else(|| panic!("token {id} is not in the database"));
+        let _ = conn.close().await;
+        (
+            row.try_get("", "last_used_at").expect("last_used_at"),
+            row.try_get("", "last_used_ip").expect("last_used_ip"),
+        )
     }
 
     /// Runs one SQL statement directly (test setup and inspection).
@@ -355,6 +383,37 @@ impl TestApp {
             .into_inner()
     }
 
+    /// Creates a token through the API as the bootstrap caller, keeping the
+    /// error.
+    pub async fn try_create(
+        &self,
+        request: pb::CreateApiTokenRequest,
+    ) -> Result<pb::ApiToken, Status> {
+        self.client
+            .clone()
+            .create_api_token(self.req(request))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Looks up `secret` with `caller` as the bearer.
+    pub async fn lookup_as(
+        &self,
+        caller: &str,
+        secret: &str,
+    ) -> Result<pb::ApiTokenMetadata, Status> {
+        self.client
+            .clone()
+            .lookup_api_token(with_bearer(
+                caller,
+                pb::ApiTokenSecret {
+                    token: secret.into(),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// Gets a token of [`ORG`] as the bootstrap caller.
     pub async fn get(&self, token_id: &str) -> Result<pb::ApiToken, Status> {
         self.client
@@ -493,6 +552,102 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
             assert_eq!(status.code(), code, "unexpected status: {status:?}");
             status
         }
+    }
+}
+
+/// The fields named in the `google.rpc.BadRequest` details of `status`, in
+/// the order the server listed them.
+pub fn bad_request_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|details| {
+            details
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts that `result` failed with INVALID_ARGUMENT naming `field` (and no
+/// other field) in its message and in its BadRequest details.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, field: &str) -> Status {
+    assert_invalid_in("", result, field)
+}
+
+/// [`assert_invalid`], naming the case `context` when it fails.
+#[track_caller]
+pub fn assert_invalid_in<T: std::fmt::Debug>(
+    context: &str,
+    result: Result<T, Status>,
+    field: &str,
+) -> Status {
+    let status = match result {
+        Ok(value) => panic!("{context}: expected INVALID_ARGUMENT for {field}, got Ok({value:?})"),
+        Err(status) => status,
+    };
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{context}: {status:?}"
+    );
+    let mut fields = bad_request_fields(&status);
+    fields.dedup();
+    assert_eq!(
+        fields,
+        [field],
+        "{context}: BadRequest fields of {status:?}"
+    );
+    assert!(
+        status.message().contains(field),
+        "{context}: message {:?} does not name {field}",
+        status.message()
+    );
+    status
+}
+
+/// A well-formed secret of this deployment (right prefix, id shape and
+/// checksum) that belongs to no token.
+pub fn unknown_secret() -> String {
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).expect("random");
+    TokenSecret::from_parts(TokenId::generate(now_millis(), random), [7; 32])
+        .reveal(&TokenPrefix::default())
+        .into_exposed()
+}
+
+/// A protobuf timestamp `seconds` after the Unix epoch.
+pub fn at(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    now_seconds()
+}
+
+/// An ORGANIZATION-token Create request for [`ORG`].
+pub fn organization_token(name: &str) -> pb::CreateApiTokenRequest {
+    pb::CreateApiTokenRequest {
+        organization_id: ORG.into(),
+        name: name.into(),
+        r#type: pb::api_token::Type::Organization as i32,
+        role: "ORGANIZATION_MEMBER".into(),
+        ..Default::default()
+    }
+}
+
+/// A DEPLOYMENT-token Create request for [`ORG`].
+pub fn deployment_token(name: &str, deployment: &str) -> pb::CreateApiTokenRequest {
+    pb::CreateApiTokenRequest {
+        organization_id: ORG.into(),
+        name: name.into(),
+        r#type: pb::api_token::Type::Deployment as i32,
+        role: "DEPLOYMENT_ADMIN".into(),
+        entity_id: deployment.into(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,484 @@
+//! The command line: `token create`, `migrate`, `descriptor`, and `serve`
+//! stopping gracefully on SIGTERM.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use prost::Message;
+use sea_orm::{ConnectionTrait, Statement};
+use tokend::domain::token::TokenType;
+use tokend::pb;
+use tokend::pb::basic_subject_profile::SubjectType;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::both_databases;
+use crate::helpers::{Db, ORG, TestApp, TestDb, bootstrap_token, eventually, with_bearer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokend");
+
+/// `tokend` with `args`, unaffected by the environment of the test run.
+fn tokend(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("RUST_LOG");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TOKEND_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Runs `tokend` with `args` to completion, off the async runtime.
+async fn run(args: &[&str]) -> Output {
+    let mut command = tokend(args);
+    tokio::task::spawn_blocking(move || command.output().expect("run tokend"))
+        .await
+        .expect("join")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn token_create_prints_a_working_secret_last(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let url = app.db.url();
+    let output = run(&[
+        "--database-url",
+        &url,
+        "token",
+        "create",
+        "--org",
+        ORG,
+        "--name",
+        "from-cli",
+        "--type",
+        "WORKSPACE",
+        "--role",
+        "WORKSPACE_OWNER",
+        "--entity-id",
+        "ws1",
+        "--expiry-days",
+        "30",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 2, "a summary, then the secret: {out:?}");
+    let secret = *lines.last().unwrap();
+    assert!(secret.starts_with("tokend."), "last line {secret:?}");
+    assert!(!secret.contains(' '), "the secret stands alone: {secret:?}");
+    let id = secret.split('.').nth(1).unwrap();
+    assert!(
+        lines[..lines.len() - 1].iter().any(|l| l.contains(id)),
+        "summary names the id: {out:?}"
+    );
+    assert!(
+        !stderr(&output).contains(secret),
+        "the secret reaches stderr"
+    );
+
+    // The secret authenticates against the running server.
+    let meta = app.lookup_as(secret, secret).await.unwrap();
+    assert_eq!(meta.name, "from-cli");
+    assert_eq!(meta.owner, "system");
+    let token = app
+        .client
+        .clone()
+        .get_api_token(with_bearer(
+            secret,
+            pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: id.into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(token.r#type, pb::api_token::Type::Workspace as i32);
+    assert_eq!(token.expiry_period_in_days, Some(30));
+    assert_eq!(token.roles.len(), 1);
+    assert_eq!(
+        (
+            token.roles[0].role.as_str(),
+            token.roles[0].entity_id.as_str()
+        ),
+        ("WORKSPACE_OWNER", "ws1")
+    );
+    let creator = token.created_by.unwrap();
+    assert_eq!(
+        (creator.subject_type, creator.username.as_str()),
+        (SubjectType::User as i32, "system")
+    );
+
+    // An organization token needs no entity.
+    let output = run(&[
+        "--database-url",
+        &url,
+        "token",
+        "create",
+        "--org",
+        ORG,
+        "--name",
+        "org-from-cli",
+        "--type",
+        "ORGANIZATION",
+        "--role",
+        "ORGANIZATION_OWNER",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let org_secret = stdout(&output).lines().last().unwrap().to_owned();
+    assert_eq!(
+        app.lookup_as(&app.secret, &org_secret).await.unwrap().name,
+        "org-from-cli"
+    );
+    app.stop().await;
+}
+
+async fn token_create_refuses_invalid_input(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let url = app.db.url();
+    let valid = [
+        "--org",
+        ORG,
+        "--name",
+        "bad",
+        "--type",
+        "WORKSPACE",
+        "--role",
+        "WORKSPACE_MEMBER",
+        "--entity-id",
+        "ws1",
+    ];
+    /// `valid` with `flag`'s value replaced (or the flag dropped, for None).
+    fn with<'a>(valid: &[&'a str], flag: &str, value: Option<&'a str>) -> Vec<&'a str> {
+        let mut args = Vec::new();
+        let mut i = 0;
+        while i < valid.len() {
+            if valid[i] == flag {
+                if let Some(value) = value {
+                    args.extend([valid[i], value]);
+                }
+            } else {
+                args.extend([valid[i], valid[i + 1]]);
+            }
+            i += 2;
+        }
+        args
+    }
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown type", with(&valid, "--type", Some("BOGUS"))),
+        ("empty name", with(&valid, "--name", Some(""))),
+        ("blank name", with(&valid, "--name", Some("   "))),
+        ("unknown role", with(&valid, "--role", Some("NOPE"))),
+        (
+            "misfit role",
+            with(&valid, "--role", Some("ORGANIZATION_OWNER")),
+        ),
+        ("missing entity", with(&valid, "--entity-id", None)),
+        (
+            "bad organization",
+            with(&valid, "--org", Some("not an org")),
+        ),
+        ("missing organization", with(&valid, "--org", None)),
+        (
+            "zero expiry",
+            [valid.to_vec(), vec!["--expiry-days", "0"]].concat(),
+        ),
+        (
+            "long expiry",
+            [valid.to_vec(), vec!["--expiry-days", "3651"]].concat(),
+        ),
+        (
+            "unknown kind",
+            [valid.to_vec(), vec!["--kind", "WEIRD"]].concat(),
+        ),
+    ];
+    for (what, args) in cases {
+        let mut full = vec!["--database-url", url.as_str(), "token", "create"];
+        full.extend(args);
+        let output = run(&full).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{what}: {full:?}\nstderr: {}",
+            stderr(&output)
+        );
+        assert_eq!(stdout(&output), "", "{what}: nothing on stdout");
+        assert!(!stderr(&output).is_empty(), "{what}: stderr says why");
+    }
+    let listed = app.list(pb::ListApiTokensRequest::default()).await.unwrap();
+    assert_eq!(listed.total_count, 1, "nothing was created");
+    app.stop().await;
+}
+
+async fn migrate_prepares_an_empty_database(db: Db) {
+    let test_db = TestDb::create(db).await;
+    let url = test_db.url();
+    for attempt in ["first", "again"] {
+        let output = run(&["--database-url", &url, "migrate"]).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{attempt}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stdout(&output), "", "{attempt}");
+    }
+    let conn = test_db.connect().await;
+    for table in [
+        "api_tokens",
+        "api_token_secrets",
+        "api_token_roles",
+        "subjects",
+    ] {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let row = conn
+            .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"))
+            .expect("a row");
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "{table}");
+    }
+    let _ = conn.close().await;
+}
+
+#[test]
+fn descriptor_writes_the_file_descriptor_set() {
+    let output = tokend(&["descriptor"]).output().expect("run tokend");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let set = prost_types::FileDescriptorSet::decode(output.stdout.as_slice())
+        .expect("a FileDescriptorSet");
+    let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+    for file in [
+        "google/api/http.proto",
+        "google/api/annotations.proto",
+        "tokend/v1/api_token.proto",
+    ] {
+        assert!(names.contains(&file), "{file} missing from {names:?}");
+    }
+    let api = set
+        .file
+        .iter()
+        .find(|f| f.name() == "tokend/v1/api_token.proto")
+        .unwrap();
+    assert!(api.service.iter().any(|s| s.name() == "ApiTokenService"));
+    // The sidecar transcodes with the google.api.http annotations, which
+    // must survive in the method options.
+    let raw = String::from_utf8_lossy(&output.stdout);
+    for path in [
+        "/iam/v1beta1/organizations/{organization_id}/tokens/{token_id}",
+        "/platform/v1beta1/organizations/{organization_id}/tokens",
+        "/api/v2/apiTokens/lookup",
+    ] {
+        assert!(raw.contains(path), "{path} missing from the descriptor");
+    }
+}
+
+/// `url` with `password` in its userinfo.
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (userinfo, host) = rest.split_once('@').expect("a user in the URL");
+    let user = userinfo.split(':').next().unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A free local port (bound, read, released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A `tokend serve` process; killed if the test ends early.
+struct Server {
+    child: Option<Child>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    fn start(url: &str, listen: &str) -> Self {
+        let mut child = tokend(&[
+            "--database-url",
+            url,
+            "serve",
+            "--listen",
+            listen,
+            "--usage-flush-interval",
+            "1h",
+            "--health-check-interval",
+            "200ms",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tokend serve");
+        let mut pipe = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Self {
+            child: Some(child),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the exit; returns the exit
+    /// code and everything the server wrote to stderr.
+    async fn terminate(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGTERM not delivered");
+        let wait = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    return Ok(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("tokend did not stop within 20 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let status = wait.await.expect("join").unwrap_or_else(|e| panic!("{e}"));
+        let log = self.stderr.take().unwrap().join().expect("stderr reader");
+        (status.code(), log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn serve_stops_gracefully_on_sigterm_and_flushes_usage(db: Db) {
+    let test_db = TestDb::create(db).await;
+    let (token_id, secret) = bootstrap_token(
+        &test_db.url(),
+        ORG,
+        "caller",
+        TokenType::Organization,
+        "ORGANIZATION_OWNER",
+        "",
+    )
+    .await;
+    let password = "s3cretpw";
+    let url = match db {
+        Db::Postgres => with_password(&test_db.url(), password),
+        Db::Sqlite => test_db.url(),
+    };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(&url, &listen);
+
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .expect("uri")
+        .connect_lazy();
+    eventually("tokend serve to report SERVING", || {
+        let mut health = HealthClient::new(channel.clone());
+        async move {
+            let answer = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?;
+            (answer.into_inner().status == ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
+    let mut client = pb::api_token_service_client::ApiTokenServiceClient::new(channel);
+    let own = client
+        .get_api_token(with_bearer(
+            &secret,
+            pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: token_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.name, "caller");
+    // The flush interval is an hour: the use is still only in memory.
+    assert_eq!(test_db.usage_of(&token_id).await, (None, None));
+
+    let (code, log) = server.terminate().await;
+    assert_eq!(code, Some(0), "exit code after SIGTERM; log:\n{log}");
+    let (last_used, ip) = test_db.usage_of(&token_id).await;
+    assert!(
+        last_used.is_some(),
+        "the buffered use was not flushed on shutdown; log:\n{log}"
+    );
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+
+    assert!(
+        log.contains(&listen),
+        "the start-up line names the listen address:\n{log}"
+    );
+    let kind = match db {
+        Db::Postgres => "postgres",
+        Db::Sqlite => "sqlite",
+    };
+    assert!(
+        log.contains(kind),
+        "the start-up line names the database kind:\n{log}"
+    );
+    assert!(
+        !log.contains(password),
+        "the log shows the database password:\n{log}"
+    );
+    assert!(
+        !log.contains(&url),
+        "the log shows the database URL:\n{log}"
+    );
+    assert!(
+        !log.contains(secret.rsplit_once('.').unwrap().1),
+        "the log shows a secret"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_start_never_prints_the_database_password() {
+    // Nothing listens on port 1: connecting fails at once.
+    let output = run(&[
+        "--database-url",
+        "postgres://postgres:s3cretpw@127.0.0.1:1/tokend",
+        "--database-timeout",
+        "1s",
+        "migrate",
+    ])
+    .await;
+    assert_ne!(output.status.code(), Some(0));
+    let err = stderr(&output);
+    assert!(!err.is_empty(), "stderr says why");
+    assert!(!err.contains("s3cretpw"), "{err}");
+}
+
+both_databases!(
+    token_create_prints_a_working_secret_last,
+    token_create_refuses_invalid_input,
+    migrate_prepares_an_empty_database,
+    serve_stops_gracefully_on_sigterm_and_flushes_usage,
+);
