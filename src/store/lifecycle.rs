@@ -15,13 +15,13 @@ use sea_orm::{
 use super::audit::{self, EventScope};
 use super::convert::role_to_row;
 use super::entity::{api_token, api_token_role, api_token_secret};
-use super::tokens::{TokenHead, upsert_subject};
+use super::tokens::{TokenHead, adjust_count, upsert_subject};
 use super::{Store, StoreError};
 use crate::domain::audit::{Actor, AuditAction};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
 use crate::domain::time::rfc3339;
-use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenUpdate};
+use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenKind, TokenUpdate};
 
 impl Store {
     /// Applies `update` to the token behind `head`; `None` if it is gone.
@@ -176,6 +176,18 @@ impl Store {
             return Ok(false);
         }
         upsert_subject(&txn, actor.subject).await?;
+        let kind = TokenKind::from_name(&head.row.kind).ok_or_else(|| {
+            StoreError::Corrupt(format!("api_tokens.kind holds {:?}", head.row.kind))
+        })?;
+        adjust_count(
+            &txn,
+            &head.organization_id,
+            head.token_type,
+            &head.entity_id,
+            kind,
+            -1,
+        )
+        .await?;
         let scope: EventScope<'_> = head.event_scope();
         audit::append(
             &txn,

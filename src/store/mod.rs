@@ -10,6 +10,7 @@ mod convert;
 pub mod entity;
 mod error;
 mod lifecycle;
+mod list;
 pub mod migration;
 mod tokens;
 mod usage;
@@ -25,6 +26,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use audit::FailureRecord;
 pub use error::StoreError;
+pub use list::{ListStatements, list_statements};
 pub use tokens::{CreateRecord, DigestMatch, TokenHead};
 pub use usage::UsageRecord;
 

@@ -3,27 +3,25 @@
 use std::collections::HashMap;
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use super::audit::{self, EventScope};
 use super::convert::{
     role_from_row, role_to_row, subject_from_row, subject_to_row, token_from_row,
 };
-use super::entity::{api_token, api_token_role, api_token_secret, subject};
+use super::entity::{api_token, api_token_count, api_token_role, api_token_secret, subject};
 use super::{Store, StoreError};
 use crate::domain::audit::{Actor, AuditAction};
 use crate::domain::ids::{EntityId, OrganizationId, TokenId};
-use crate::domain::list::{Direction, ListFilter, ListQuery, SortField};
-use crate::domain::permission::{TokenScope, Visibility};
-use crate::domain::role::{EntityType, RoleBinding};
+use crate::domain::permission::TokenScope;
+use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
 use crate::domain::subject::Subject;
 use crate::domain::time::rfc3339;
-use crate::domain::token::{ApiToken, NewToken, TokenType};
+use crate::domain::token::{ApiToken, NewToken, TokenKind, TokenType};
 
 /// A token's row as found for authorization: its scope, not yet its roles.
 #[derive(Debug, Clone)]
@@ -38,7 +36,7 @@ pub struct TokenHead {
     pub entity_id: EntityId,
     /// Its name.
     pub name: String,
-    row: api_token::Model,
+    pub(super) row: api_token::Model,
 }
 
 impl TokenHead {
@@ -146,6 +144,15 @@ impl Store {
         api_token_role::Entity::insert(role_to_row(record.id, &new.organization_id, &new.role))
             .exec_without_returning(&txn)
             .await?;
+        adjust_count(
+            &txn,
+            &new.organization_id,
+            new.token_type,
+            &new.entity_id,
+            new.kind,
+            1,
+        )
+        .await?;
         let detail = format!(
             "created {} token {:?} on {} with role {}; {}; secret {}",
             new.token_type,
@@ -236,45 +243,6 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("token {id} vanished while read")))
     }
 
-    /// One page of the tokens of `org` matching `query`, and how many match
-    /// in all.
-    ///
-    /// Every filter is a condition on the organization's rows; role filters
-    /// are `id IN (SELECT token_id FROM api_token_roles WHERE ...)` subqueries
-    /// answered from the roles' (organization, entity) or (organization,
-    /// deployment) index. Ordering uses the (organization, sort key, id)
-    /// indexes.
-    pub async fn list_tokens(
-        &self,
-        org: &OrganizationId,
-        query: &ListQuery,
-        visibility: &Visibility,
-    ) -> Result<(Vec<ApiToken>, u64), StoreError> {
-        let select = api_token::Entity::find()
-            .filter(list_condition(org, &query.filter))
-            .filter(visibility_condition(visibility));
-        let total = select.clone().count(&self.read).await?;
-        let page = query.page;
-        if page.limit() == 0 || u64::from(page.offset()) >= total {
-            return Ok((Vec::new(), total));
-        }
-        let mut ordered = select;
-        for spec in query.sorts.specs() {
-            let order = match spec.direction {
-                Direction::Asc => Order::Asc,
-                Direction::Desc => Order::Desc,
-            };
-            ordered = ordered.order_by(sort_column(spec.field), order);
-        }
-        let rows = ordered
-            .order_by(api_token::Column::Id, Order::Asc)
-            .offset(u64::from(page.offset()))
-            .limit(u64::from(page.limit()))
-            .all(&self.read)
-            .await?;
-        Ok((self.hydrate(rows).await?, total))
-    }
-
     /// The token one of whose secrets has `digest`, if any.
     pub async fn find_by_digest(
         &self,
@@ -356,6 +324,36 @@ impl Store {
     }
 }
 
+/// Adds `delta` to the count of (organization, type, entity, kind).
+pub(super) async fn adjust_count<C: ConnectionTrait>(
+    db: &C,
+    org: &OrganizationId,
+    token_type: TokenType,
+    entity_id: &EntityId,
+    kind: TokenKind,
+    delta: i64,
+) -> Result<(), StoreError> {
+    use api_token_count::Column as C;
+    api_token_count::Entity::insert(api_token_count::ActiveModel {
+        organization_id: Set(org.as_str().to_owned()),
+        token_type: Set(token_type.as_str().to_owned()),
+        entity_id: Set(entity_id.as_str().to_owned()),
+        kind: Set(kind.as_str().to_owned()),
+        tokens: Set(std::cmp::max(delta, 0)),
+    })
+    .on_conflict(
+        OnConflict::columns([C::OrganizationId, C::TokenType, C::EntityId, C::Kind])
+            .value(
+                C::Tokens,
+                Expr::col((api_token_count::Entity, C::Tokens)).add(delta),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
 /// Inserts a subject, or refreshes its names if it exists.
 pub(super) async fn upsert_subject<C: ConnectionTrait>(
     db: &C,
@@ -375,94 +373,4 @@ pub(super) async fn upsert_subject<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     Ok(())
-}
-
-fn sort_column(field: SortField) -> api_token::Column {
-    match field {
-        SortField::Name => api_token::Column::Name,
-        SortField::Description => api_token::Column::Description,
-        SortField::CreatedAt => api_token::Column::CreatedAt,
-        SortField::UpdatedAt => api_token::Column::UpdatedAt,
-        SortField::TokenStartAt => api_token::Column::StartAt,
-    }
-}
-
-/// The WHERE clause of a List: the organization and every filter, ANDed.
-fn list_condition(org: &OrganizationId, filter: &ListFilter) -> Condition {
-    use api_token_role::Column as R;
-    let mut cond = Condition::all().add(api_token::Column::OrganizationId.eq(org.as_str()));
-    if filter.only_organization_tokens {
-        cond = cond.add(api_token::Column::TokenType.eq(TokenType::Organization.as_str()));
-    }
-    if let Some(kind) = filter.kind {
-        cond = cond.add(api_token::Column::Kind.eq(kind.as_str()));
-    }
-    if let Some(ws) = &filter.workspace_id {
-        cond = cond.add(with_binding(
-            org,
-            binding_on(EntityType::Workspace).add(R::EntityId.eq(ws.as_str())),
-        ));
-    }
-    if let Some(dep) = &filter.deployment_id {
-        let on_deployment = binding_on(EntityType::Deployment).add(R::EntityId.eq(dep.as_str()));
-        let inside_deployment = Condition::all()
-            .add(R::EntityType.is_in([EntityType::Dag.as_str(), EntityType::DagTag.as_str()]))
-            .add(R::DeploymentId.eq(dep.as_str()));
-        cond = cond.add(with_binding(
-            org,
-            Condition::any().add(on_deployment).add(inside_deployment),
-        ));
-    }
-    if let Some(dag) = &filter.dag_id {
-        cond = cond.add(with_binding(
-            org,
-            binding_on(EntityType::Dag).add(R::EntityId.eq(dag.as_str())),
-        ));
-    }
-    if !filter.dag_tags.is_empty() {
-        let tags = filter.dag_tags.iter().map(|t| t.as_str().to_owned());
-        cond = cond.add(with_binding(
-            org,
-            binding_on(EntityType::DagTag).add(R::EntityId.is_in(tags)),
-        ));
-    }
-    cond
-}
-
-/// Only the tokens a caller may read (see `docs/authorization.md`).
-fn visibility_condition(visibility: &Visibility) -> Condition {
-    match visibility {
-        Visibility::All => Condition::all(),
-        Visibility::Scoped {
-            workspaces,
-            deployments,
-        } => {
-            let in_scope = |token_type: TokenType, ids: &[EntityId]| {
-                Condition::all()
-                    .add(api_token::Column::TokenType.eq(token_type.as_str()))
-                    .add(
-                        api_token::Column::EntityId
-                            .is_in(ids.iter().map(|i| i.as_str().to_owned())),
-                    )
-            };
-            Condition::any()
-                .add(in_scope(TokenType::Workspace, workspaces))
-                .add(in_scope(TokenType::Deployment, deployments))
-        }
-    }
-}
-
-fn binding_on(entity_type: EntityType) -> Condition {
-    Condition::all().add(api_token_role::Column::EntityType.eq(entity_type.as_str()))
-}
-
-/// `id IN (SELECT token_id FROM api_token_roles WHERE organization_id = org AND cond)`.
-fn with_binding(org: &OrganizationId, cond: Condition) -> Condition {
-    let subquery: SelectStatement = Query::select()
-        .column(api_token_role::Column::TokenId)
-        .from(api_token_role::Entity)
-        .and_where(api_token_role::Column::OrganizationId.eq(org.as_str()))
-        .cond_where(cond)
-        .to_owned();
-    Condition::all().add(api_token::Column::Id.in_subquery(subquery))
 }

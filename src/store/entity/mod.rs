@@ -3,6 +3,7 @@
 //! values and sort them the same way.
 
 pub mod api_token;
+pub mod api_token_count;
 pub mod api_token_role;
 pub mod api_token_secret;
 pub mod audit_event;

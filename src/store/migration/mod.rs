@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261123_000002_audit;
+mod m20261123_000003_counts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -14,9 +15,17 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_audit::Migration),
+            Box::new(m20261123_000003_counts::Migration),
         ]
     }
 }
+
+/// Rebuilds `api_token_counts` from `api_tokens` (the migration's backfill;
+/// also for tools that bulk-load tokens behind the store's back).
+pub const RECOUNT_SQL: &str = "DELETE FROM api_token_counts; \
+     INSERT INTO api_token_counts (organization_id, token_type, entity_id, kind, tokens) \
+     SELECT organization_id, token_type, entity_id, kind, COUNT(*) FROM api_tokens \
+     GROUP BY organization_id, token_type, entity_id, kind";
 
 /// A text column. On PostgreSQL it uses the "C" collation, so text sorts
 /// bytewise exactly as SQLite's default BINARY collation does and List

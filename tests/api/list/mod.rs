@@ -40,9 +40,19 @@ impl Tokens {
     }
 
     /// The ids of `groups` in order; tokens within a group tie on every sort
-    /// key and so come in id order.
-    pub fn in_order(&self, groups: &[Vec<&str>]) -> Vec<String> {
-        groups.iter().flat_map(|group| self.by_id(group)).collect()
+    /// key and so come in id order, in the direction of the last sort key
+    /// (`descending` when it is `:desc`), as the proto documents.
+    pub fn in_order(&self, groups: &[Vec<&str>], descending: bool) -> Vec<String> {
+        groups
+            .iter()
+            .flat_map(|group| {
+                let mut ids = self.by_id(group);
+                if descending {
+                    ids.reverse();
+                }
+                ids
+            })
+            .collect()
     }
 
     /// The labels of `ids`, for readable failures.

@@ -65,7 +65,7 @@ async fn pages_cover_every_token_exactly_once(db: Db) {
     by_id.sort();
     assert_eq!(walk(&app, 7, &[], total).await, by_id, "limit 7, id order");
 
-    tokens.sort_by(|a, b| b.name.cmp(&a.name).then_with(|| a.id.cmp(&b.id)));
+    tokens.sort_by(|a, b| b.name.cmp(&a.name).then_with(|| b.id.cmp(&a.id)));
     let by_name_desc: Vec<String> = tokens.iter().map(|t| t.id.clone()).collect();
     assert_eq!(
         walk(&app, 100, &["name:desc"], total).await,
