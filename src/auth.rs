@@ -13,7 +13,9 @@ use crate::domain::secret::{TokenPrefix, TokenSecret};
 use crate::domain::subject::Subject;
 use crate::domain::time::now_seconds;
 use crate::domain::token::ApiToken;
+use crate::metrics::Metrics;
 use crate::store::{DigestMatch, Store, StoreError};
+use crate::throttle::AuthThrottle;
 use crate::usage::{FailureRecorder, UsageRecorder};
 
 /// The authenticated token behind a request.
@@ -45,6 +47,12 @@ pub enum AuthError {
     /// Missing, malformed, unknown, disabled, expired or not-yet-valid token.
     #[error("missing or invalid API token")]
     Unauthenticated,
+    /// Failed, from an address past the failure threshold.
+    #[error("too many failed authentications from this address; retry in {retry_after_seconds}s")]
+    Throttled {
+        /// The throttle window, as a hint.
+        retry_after_seconds: u64,
+    },
     /// The store could not answer.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,6 +67,17 @@ pub struct Authenticator {
     cache: CredentialCache,
     usage: Arc<UsageRecorder>,
     failures: Arc<FailureRecorder>,
+    guard: FailureGuard,
+}
+
+/// What watches failed authentications: the per-address throttle and the
+/// metrics.
+#[derive(Debug, Clone)]
+pub struct FailureGuard {
+    /// Per-address failure counts.
+    pub throttle: AuthThrottle,
+    /// Where failures are counted.
+    pub metrics: Metrics,
 }
 
 impl Authenticator {
@@ -69,6 +88,7 @@ impl Authenticator {
         cache: CredentialCache,
         usage: Arc<UsageRecorder>,
         failures: Arc<FailureRecorder>,
+        guard: FailureGuard,
     ) -> Self {
         Self {
             store,
@@ -76,6 +96,7 @@ impl Authenticator {
             cache,
             usage,
             failures,
+            guard,
         }
     }
 
@@ -97,6 +118,15 @@ impl Authenticator {
         let found = match self.check(request.metadata(), now).await? {
             Ok(found) => found,
             Err((token_id, reason)) => {
+                let throttled = self.guard.throttle.fail(ip.as_deref());
+                self.guard.metrics.observe_auth_failure(reason, throttled);
+                if throttled {
+                    self.failures
+                        .record(token_id, ip.as_deref(), THROTTLED, now);
+                    return Err(AuthError::Throttled {
+                        retry_after_seconds: self.guard.throttle.window().as_secs().max(1),
+                    });
+                }
                 self.failures.record(token_id, ip.as_deref(), reason, now);
                 return Err(AuthError::Unauthenticated);
             }
@@ -168,6 +198,9 @@ impl Authenticator {
         self.usage.record(&token.id, now_seconds(), ip);
     }
 }
+
+/// The audit reason of a failure answered RESOURCE_EXHAUSTED.
+const THROTTLED: &str = "throttled: too many failures from this address";
 
 /// The secret in `authorization: Bearer <secret>`, parsed without I/O; or
 /// why there is none (for the audit trail, never for the client).

@@ -108,6 +108,11 @@ impl CredentialCache {
         &self.stats
     }
 
+    /// Entries held now (approximate, as moka counts them).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.as_ref().map_or(0, Cache::entry_count)
+    }
+
     /// The cached answer for `digest`, or `load`'s (which is then cached).
     ///
     /// An invalidation racing with the load cannot leave a stale entry: the

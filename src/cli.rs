@@ -2,6 +2,7 @@
 //! variable fallback and a default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -47,7 +48,8 @@ pub struct GlobalArgs {
     )]
     pub database_max_connections: u32,
 
-    /// How long a call waits for a database connection before UNAVAILABLE.
+    /// How long a call may wait on the database (connecting, locks, queries)
+    /// before it fails with UNAVAILABLE.
     #[arg(long, env = "TOKEND_DATABASE_TIMEOUT", default_value = "3s", value_parser = parse_duration, global = true)]
     pub database_timeout: Duration,
 
@@ -113,6 +115,64 @@ pub struct ServeArgs {
     /// How long "no such secret" stays cached (at most 1s).
     #[arg(long, env = "TOKEND_AUTH_CACHE_NEGATIVE_TTL", default_value = "1s", value_parser = parse_duration)]
     pub auth_cache_negative_ttl: Duration,
+
+    /// Serve Prometheus metrics (text, GET /metrics) on this address; off unless set.
+    #[arg(long, env = "TOKEND_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Largest request message, in bytes (larger ones: OUT_OF_RANGE).
+    #[arg(long, env = "TOKEND_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+
+    /// Deadline of calls that bring none; a shorter grpc-timeout wins.
+    #[arg(long, env = "TOKEND_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Calls running at once (health checks excepted); more are refused
+    /// at once with UNAVAILABLE rather than queued.
+    #[arg(long, env = "TOKEND_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+
+    /// HTTP/2 streams per connection.
+    #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    pub max_concurrent_streams: u32,
+
+    /// Largest request header block, in bytes.
+    #[arg(long, env = "TOKEND_MAX_HEADER_LIST_SIZE", default_value_t = 16 * 1024)]
+    pub max_header_list_size: u32,
+
+    /// HTTP/2 keepalive ping interval.
+    #[arg(long, env = "TOKEND_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "TOKEND_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Failed authentications per client address per window before that
+    /// address's failures get RESOURCE_EXHAUSTED; 0 turns throttling off.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_THRESHOLD", default_value_t = 20)]
+    pub auth_failure_threshold: u32,
+
+    /// The window failed authentications are counted in.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_WINDOW", default_value = "1m", value_parser = parse_duration)]
+    pub auth_failure_window: Duration,
+
+    /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
+    #[arg(long, env = "TOKEND_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TOKEND_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "TOKEND_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// On SIGTERM, how long in-flight calls may run before they are abandoned.
+    #[arg(long, env = "TOKEND_SHUTDOWN_GRACE_PERIOD", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace_period: Duration,
 }
 
 /// `tokend token ...`.

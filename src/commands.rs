@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cache::CacheSettings;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs, TokenCommand, TokenCreateArgs};
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseUrl, Limits, Settings, TlsFiles};
 use crate::domain::FieldViolation;
 use crate::domain::ids::OrganizationId;
 use crate::domain::secret::TokenPrefix;
@@ -16,6 +16,7 @@ use crate::domain::token::{CreateTokenInput, NewToken, TokenKind, TokenType};
 use crate::issue::{IssueError, issue};
 use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::throttle::ThrottleSettings;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,34 @@ pub fn settings(global: &GlobalArgs, args: &ServeArgs) -> Result<Settings, Comma
         ttl: args.auth_cache_ttl,
         negative_ttl: args.auth_cache_negative_ttl,
     };
+    settings.metrics_listen = args.metrics_listen;
+    if args.max_message_size < 1024 || args.max_in_flight == 0 {
+        return Err(CommandError::Config(
+            "--max-message-size must be at least 1024 and --max-in-flight at least 1".into(),
+        ));
+    }
+    settings.limits = Limits {
+        max_message_size: args.max_message_size,
+        request_timeout: args.request_timeout,
+        max_in_flight: args.max_in_flight,
+        max_concurrent_streams: args.max_concurrent_streams,
+        max_header_list_size: args.max_header_list_size,
+        keepalive_interval: args.keepalive_interval,
+        keepalive_timeout: args.keepalive_timeout,
+    };
+    settings.throttle = ThrottleSettings {
+        threshold: args.auth_failure_threshold,
+        window: args.auth_failure_window,
+    };
+    settings.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    settings.shutdown_grace_period = args.shutdown_grace_period;
     Ok(settings)
 }
 

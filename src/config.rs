@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cache::CacheSettings;
 use crate::domain::secret::TokenPrefix;
 use crate::store::{DatabaseKind, StoreOptions};
+use crate::throttle::ThrottleSettings;
 
 /// A database URL. `Debug` and `Display` show only the database kind, so
 /// credentials in the URL never reach a log.
@@ -62,6 +64,61 @@ pub struct Settings {
     pub health_check_interval: Duration,
     /// The credential cache.
     pub auth_cache: CacheSettings,
+    /// Where Prometheus metrics are served (`/metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Failed-authentication throttling.
+    pub throttle: ThrottleSettings,
+    /// TLS on the gRPC listener, if configured.
+    pub tls: Option<TlsFiles>,
+    /// How long shutdown waits for in-flight calls before abandoning them.
+    pub shutdown_grace_period: Duration,
+}
+
+/// Limits that keep one client from exhausting the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request message accepted, decoded (larger: OUT_OF_RANGE).
+    pub max_message_size: usize,
+    /// Deadline of a call that brings none (`grpc-timeout` shortens it).
+    pub request_timeout: Duration,
+    /// Calls running at once (health excepted); more are shed, UNAVAILABLE.
+    pub max_in_flight: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request header block (the bearer secret travels there).
+    pub max_header_list_size: u32,
+    /// HTTP/2 keepalive ping interval (the ping must be answered within
+    /// `keepalive_timeout` or the connection is closed).
+    pub keepalive_interval: Duration,
+    /// See `keepalive_interval`.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            request_timeout: Duration::from_secs(5),
+            max_in_flight: 256,
+            max_concurrent_streams: 128,
+            max_header_list_size: 16 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// PEM files for TLS on the gRPC listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+    /// CA whose certificates clients must present (mutual TLS), if any.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Settings {
@@ -75,6 +132,11 @@ impl Settings {
             usage_flush_interval: Duration::from_secs(5),
             health_check_interval: Duration::from_secs(2),
             auth_cache: CacheSettings::default(),
+            metrics_listen: None,
+            limits: Limits::default(),
+            throttle: ThrottleSettings::default(),
+            tls: None,
+            shutdown_grace_period: Duration::from_secs(20),
         }
     }
 }

@@ -7,10 +7,13 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod guard;
 pub mod issue;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod usage;
 
 /// Code generated from `proto/tokend/v1` by `build.rs`.

@@ -9,18 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tonic::transport::Server;
+use tokio::sync::{Notify, watch};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{AppState, TokenService};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, FailureGuard};
 use crate::cache::CredentialCache;
-use crate::config::Settings;
+use crate::config::{Settings, TlsFiles};
+use crate::guard::GuardLayer;
+use crate::metrics::{Metrics, Sources};
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
 use crate::store::{Store, StoreError};
+use crate::throttle::AuthThrottle;
 use crate::usage::{FailureRecorder, UsageRecorder};
 
 /// The encoded FileDescriptorSet of `proto/tokend/v1` and its imports.
@@ -44,6 +47,14 @@ pub enum StartupError {
     /// Reflection could not read the descriptor set (a build defect).
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A TLS file could not be read.
+    #[error("TLS: cannot read {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A migrated database and a bound listener, ready to serve.
@@ -52,6 +63,8 @@ pub struct Application {
     settings: Settings,
     store: Store,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Application {
@@ -59,17 +72,31 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store = Store::connect(settings.database_url.expose(), &settings.store).await?;
         store.migrate().await?;
+        let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let listener = TcpListener::bind(settings.listen).await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         Ok(Self {
             settings,
             store,
             listener,
+            metrics_listener,
+            tls,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics address actually bound, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then: health NOT_SERVING, no new
@@ -82,24 +109,40 @@ impl Application {
             settings,
             store,
             listener,
+            metrics_listener,
+            tls,
         } = self;
         let local = listener.local_addr()?;
         let usage = Arc::new(UsageRecorder::default());
         let failures = Arc::new(FailureRecorder::default());
+        let cache = CredentialCache::new(settings.auth_cache);
+        let metrics = Metrics::new(Sources {
+            cache: cache.clone(),
+            usage: usage.clone(),
+            store: store.clone(),
+        });
         let auth = Authenticator::new(
             store.clone(),
             settings.token_prefix.clone(),
-            CredentialCache::new(settings.auth_cache),
+            cache,
             usage.clone(),
             failures.clone(),
+            FailureGuard {
+                throttle: AuthThrottle::new(settings.throttle),
+                metrics: metrics.clone(),
+            },
         );
         let service = TokenService::new(Arc::new(AppState {
             store: store.clone(),
             auth,
+            database_budget: settings.store.acquire_timeout,
         }));
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_status(&reporter, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+            .await;
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
@@ -113,7 +156,15 @@ impl Application {
         let recorders = Recorders {
             usage: usage.clone(),
             failures: failures.clone(),
+            metrics: metrics.clone(),
         };
+        let metrics_task = metrics_listener.map(|listener| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let flush_task = tokio::spawn(flush_periodically(
             store.clone(),
             recorders.clone(),
@@ -123,32 +174,82 @@ impl Application {
 
         tracing::info!(
             listen = %local,
+            tls = tls.is_some(),
             database = settings.database_url.kind().as_str(),
             "tokend serving"
         );
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-            let _ = stop_tx.send(true);
-            // The health task sets NOT_SERVING as its last act.
-            let _ = health_task.await;
+        let draining = Arc::new(Notify::new());
+        let signal = {
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+                let _ = stop_tx.send(true);
+                // The health task sets NOT_SERVING as its last act.
+                let _ = health_task.await;
+                draining.notify_one();
+            }
         };
-        let served = Server::builder()
+        let limits = settings.limits;
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let api =
+            ApiTokenServiceServer::new(service).max_decoding_message_size(limits.max_message_size);
+        let serve = builder
+            .timeout(limits.request_timeout)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_max_header_list_size(limits.max_header_list_size)
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .layer(GuardLayer::new(limits.max_in_flight, metrics.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ApiTokenServiceServer::new(service))
+            .add_service(api)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 signal,
-            )
-            .await;
+            );
+        let grace = settings.shutdown_grace_period;
+        let served = tokio::select! {
+            served = serve => served,
+            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: abandoning calls still in flight");
+                Ok(())
+            }
+        };
         let _ = flush_task.await;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         recorders.flush(&store).await;
         store.close().await;
         tracing::info!("tokend stopped");
         Ok(served?)
     }
+}
+
+/// The health service name that stays SERVING while the process runs (for
+/// liveness probes: a replica whose database is down is not ready, but
+/// restarting it would not help).
+pub const LIVENESS_SERVICE: &str = "liveness";
+
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, StartupError> {
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|source| StartupError::TlsFile {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    if let Some(ca) = &files.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {
@@ -202,12 +303,16 @@ async fn watch_database(
 struct Recorders {
     usage: Arc<UsageRecorder>,
     failures: Arc<FailureRecorder>,
+    metrics: Metrics,
 }
 
 impl Recorders {
     async fn flush(&self, store: &Store) {
-        if let Err(err) = self.usage.flush(store).await {
-            tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
+        match self.usage.flush(store).await {
+            Ok(_) => self.metrics.observe_flush(),
+            Err(err) => {
+                tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
+            }
         }
         if let Err(err) = self.failures.flush(store).await {
             tracing::warn!(error = %err, "failed-authentication flush failed; will retry");

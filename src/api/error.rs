@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The database cannot answer now.
     #[error("database unavailable")]
     Unavailable(#[source] StoreError),
+    /// Too many failed authentications from the caller's address.
+    #[error("{0}")]
+    Throttled(String),
     /// A bug or corrupt data; details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -87,6 +90,7 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Unauthenticated => Self::Unauthenticated,
+            throttled @ AuthError::Throttled { .. } => Self::Throttled(throttled.to_string()),
             AuthError::Store(store) => store.into(),
         }
     }
@@ -108,6 +112,7 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::Unavailable(_) => Status::unavailable(message),
+            ApiError::Throttled(_) => Status::resource_exhausted(message),
             ApiError::Internal(_) => Status::internal(message),
             ApiError::Unimplemented(_) => Status::unimplemented(message),
         }

@@ -8,15 +8,17 @@ pub mod error;
 mod read;
 mod write;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
 use crate::auth::Authenticator;
 use crate::pb;
 use crate::pb::api_token_service_server::ApiTokenService;
-use crate::store::Store;
-use error::respond;
+use crate::store::{Store, StoreError};
+use error::{ApiError, respond};
 
 /// What every handler needs; shared by all connections.
 #[derive(Debug)]
@@ -25,6 +27,27 @@ pub struct AppState {
     pub store: Store,
     /// Bearer authentication and usage recording.
     pub auth: Authenticator,
+    /// The longest a call may wait on the database (connections, locks,
+    /// queries) before it fails with UNAVAILABLE: an unreachable database
+    /// that accepts packets and never answers must not hold calls until
+    /// their deadline.
+    pub database_budget: Duration,
+}
+
+impl AppState {
+    /// Runs a handler within the database budget.
+    async fn bounded<T>(
+        &self,
+        handler: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.database_budget, handler).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::Unavailable(StoreError::Unavailable(format!(
+                "the database did not answer within {} ms",
+                self.database_budget.as_millis()
+            )))),
+        }
+    }
 }
 
 /// `tokend.v1.ApiTokenService`.
@@ -47,7 +70,7 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::GetApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(read::get(&self.state, request).await)
+        respond(self.state.bounded(read::get(&self.state, request)).await)
     }
 
     #[tracing::instrument(name = "ListApiTokens", skip_all, fields(organization_id))]
@@ -55,7 +78,7 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::ListApiTokensRequest>,
     ) -> Result<Response<pb::ListApiTokensResponse>, Status> {
-        respond(read::list(&self.state, request).await)
+        respond(self.state.bounded(read::list(&self.state, request)).await)
     }
 
     #[tracing::instrument(name = "LookupApiToken", skip_all, fields(organization_id))]
@@ -63,7 +86,7 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::ApiTokenSecret>,
     ) -> Result<Response<pb::ApiTokenMetadata>, Status> {
-        respond(read::lookup(&self.state, request).await)
+        respond(self.state.bounded(read::lookup(&self.state, request)).await)
     }
 
     #[tracing::instrument(name = "CreateApiToken", skip_all, fields(organization_id))]
@@ -71,7 +94,11 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::CreateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(write::create(&self.state, request).await)
+        respond(
+            self.state
+                .bounded(write::create(&self.state, request))
+                .await,
+        )
     }
 
     #[tracing::instrument(name = "UpdateApiToken", skip_all, fields(organization_id))]
@@ -79,7 +106,11 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::UpdateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(write::update(&self.state, request).await)
+        respond(
+            self.state
+                .bounded(write::update(&self.state, request))
+                .await,
+        )
     }
 
     #[tracing::instrument(name = "UpdateApiTokenRoles", skip_all, fields(organization_id))]
@@ -87,7 +118,11 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::UpdateApiTokenRolesRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(write::update_roles(&self.state, request).await)
+        respond(
+            self.state
+                .bounded(write::update_roles(&self.state, request))
+                .await,
+        )
     }
 
     #[tracing::instrument(name = "RotateApiToken", skip_all, fields(organization_id))]
@@ -95,7 +130,11 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::RotateApiTokenRequest>,
     ) -> Result<Response<pb::ApiToken>, Status> {
-        respond(write::rotate(&self.state, request).await)
+        respond(
+            self.state
+                .bounded(write::rotate(&self.state, request))
+                .await,
+        )
     }
 
     #[tracing::instrument(name = "DeleteApiToken", skip_all, fields(organization_id))]
@@ -103,7 +142,11 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::DeleteApiTokenRequest>,
     ) -> Result<Response<()>, Status> {
-        respond(write::delete(&self.state, request).await)
+        respond(
+            self.state
+                .bounded(write::delete(&self.state, request))
+                .await,
+        )
     }
 
     #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(organization_id))]
@@ -111,6 +154,6 @@ impl ApiTokenService for TokenService {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        respond(audit::list(&self.state, request).await)
+        respond(self.state.bounded(audit::list(&self.state, request)).await)
     }
 }

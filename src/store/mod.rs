@@ -82,6 +82,19 @@ impl Default for StoreOptions {
     }
 }
 
+/// One pool's occupancy.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// `postgres`, or SQLite's `write` / `read`.
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The pool's bound.
+    pub max: u32,
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -224,6 +237,34 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Size, idle count and bound of each connection pool (for metrics).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let sqlite = |name, conn: &DatabaseConnection| {
+            let pool = conn.get_sqlite_connection_pool();
+            PoolStats {
+                name,
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            }
+        };
+        match self.kind {
+            DatabaseKind::Postgres => {
+                let pool = self.write.get_postgres_connection_pool();
+                vec![PoolStats {
+                    name: "postgres",
+                    size: pool.size(),
+                    idle: pool.num_idle() as u32,
+                    max: pool.options().get_max_connections(),
+                }]
+            }
+            DatabaseKind::Sqlite if self.sqlite_file.is_some() => {
+                vec![sqlite("write", &self.write), sqlite("read", &self.read)]
+            }
+            DatabaseKind::Sqlite => vec![sqlite("write", &self.write)],
+        }
     }
 
     /// Closes every connection; pending statements finish first.

@@ -242,6 +242,8 @@ pub struct TestApp {
     pub token_id: String,
     pub db: TestDb,
     pub prefix: TokenPrefix,
+    /// Where `/metrics` is served, when the test turned metrics on.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
 }
@@ -314,6 +316,7 @@ impl TestApp {
         let prefix = settings.token_prefix.clone();
         let app = Application::build(settings).await.expect("build server");
         let addr = app.local_addr().expect("local addr");
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
@@ -331,6 +334,7 @@ impl TestApp {
             token_id,
             db: test_db,
             prefix,
+            metrics_addr,
             shutdown: Some(tx),
             server: Some(server),
         };

@@ -1,0 +1,376 @@
+//! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`.
+//!
+//! Labels are drawn from closed sets (known method names, gRPC code names,
+//! fixed failure reasons), never from request content, so a client can
+//! neither grow the series count nor get a secret into a label.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cache::CredentialCache;
+use crate::domain::time::now_seconds;
+use crate::store::Store;
+use crate::usage::UsageRecorder;
+
+/// The labels of a finished call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `Service/Method` for known methods, `other` for anything else.
+    pub method: &'static str,
+    /// The gRPC status code name (`OK`, `NOT_FOUND`, ...).
+    pub code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every metric the request path updates. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<CallLabels, Histogram>,
+    shed: Counter,
+    auth_failures: Family<ReasonLabels, Counter>,
+    auth_throttled: Counter,
+    last_flush: Arc<AtomicI64>,
+}
+
+/// Where the scrape-time values come from.
+#[derive(Debug)]
+pub struct Sources {
+    /// The credential cache (hits, misses, entries).
+    pub cache: CredentialCache,
+    /// The usage buffer (pending tokens).
+    pub usage: Arc<UsageRecorder>,
+    /// The database pools.
+    pub store: Store,
+}
+
+impl Metrics {
+    /// Registers every metric; `sources` are read at each scrape.
+    pub fn new(sources: Sources) -> Self {
+        let mut registry = Registry::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        let latency = Family::<CallLabels, Histogram>::new_with_constructor(|| {
+            // 50 µs .. ~3.3 s
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+        });
+        let shed = Counter::default();
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        let auth_throttled = Counter::default();
+        let last_flush = Arc::new(AtomicI64::new(now_seconds()));
+        registry.register(
+            "tokend_grpc_requests",
+            "Finished gRPC calls by method and status code",
+            calls.clone(),
+        );
+        registry.register(
+            "tokend_grpc_request_duration_seconds",
+            "gRPC call latency by method and status code",
+            latency.clone(),
+        );
+        registry.register(
+            "tokend_shed_requests",
+            "Calls refused with UNAVAILABLE because the concurrency limit was reached",
+            shed.clone(),
+        );
+        registry.register(
+            "tokend_auth_failures",
+            "Failed bearer authentications by reason",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "tokend_auth_throttled",
+            "Failed authentications answered RESOURCE_EXHAUSTED because their client address passed the failure threshold",
+            auth_throttled.clone(),
+        );
+        registry.register_collector(Box::new(Live {
+            sources,
+            last_flush: last_flush.clone(),
+        }));
+        Self {
+            registry: Arc::new(registry),
+            calls,
+            latency,
+            shed,
+            auth_failures,
+            auth_throttled,
+            last_flush,
+        }
+    }
+
+    /// Counts a finished call and its latency.
+    pub fn observe_call(&self, labels: CallLabels, elapsed: Duration) {
+        self.latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.calls.get_or_create(&labels).inc();
+    }
+
+    /// Counts a call refused by the concurrency limit.
+    pub fn observe_shed(&self) {
+        self.shed.inc();
+    }
+
+    /// Counts a failed authentication (`reason` is a fixed string).
+    pub fn observe_auth_failure(&self, reason: &'static str, throttled: bool) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        if throttled {
+            self.auth_throttled.inc();
+        }
+    }
+
+    /// Notes a successful usage flush (for `tokend_usage_flush_lag_seconds`).
+    pub fn observe_flush(&self) {
+        self.last_flush.store(now_seconds(), Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            // Writing to a String cannot fail; keep a trace if it ever does.
+            let _ = writeln!(out, "# encoding error: {err}");
+        }
+        out
+    }
+}
+
+/// Values read at scrape time rather than counted on the request path.
+#[derive(Debug)]
+struct Live {
+    sources: Sources,
+    last_flush: Arc<AtomicI64>,
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.sources.cache.stats();
+        let counter = |encoder: &mut DescriptorEncoder, name, help, value: u64| {
+            ConstCounter::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)
+        };
+        counter(
+            &mut encoder,
+            "tokend_auth_cache_hits",
+            "Credential lookups answered by the in-memory cache",
+            stats.hits.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tokend_auth_cache_misses",
+            "Credential lookups that went to the database",
+            stats.misses.load(Ordering::Relaxed),
+        )?;
+        let gauge = |encoder: &mut DescriptorEncoder, name, help, value: i64| {
+            ConstGauge::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)
+        };
+        gauge(
+            &mut encoder,
+            "tokend_auth_cache_entries",
+            "Entries in the credential cache",
+            self.sources.cache.entry_count() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tokend_usage_pending_tokens",
+            "Tokens with uses not yet written to the database",
+            self.sources.usage.pending() as i64,
+        )?;
+        let lag = if self.sources.usage.pending() == 0 {
+            0
+        } else {
+            (now_seconds() - self.last_flush.load(Ordering::Relaxed)).max(0)
+        };
+        gauge(
+            &mut encoder,
+            "tokend_usage_flush_lag_seconds",
+            "Seconds since the last successful usage flush while uses are pending (0 when none are)",
+            lag,
+        )?;
+        let pools = self.sources.store.pool_stats();
+        let mut family = encoder.encode_descriptor(
+            "tokend_db_pool_connections",
+            "Database pool connections by pool and state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for pool in &pools {
+            for (state, value) in [("idle", pool.idle), ("in_use", pool.size - pool.idle)] {
+                let labels = [("pool", pool.name), ("state", state)];
+                ConstGauge::new(value as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "tokend_db_pool_max_connections",
+            "Largest size of each database pool",
+            None,
+            MetricType::Gauge,
+        )?;
+        for pool in &pools {
+            let labels = [("pool", pool.name)];
+            ConstGauge::new(i64::from(pool.max)).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The gRPC code name of a `grpc-status` value.
+pub fn code_name(code: &[u8]) -> &'static str {
+    match code {
+        b"0" => "OK",
+        b"1" => "CANCELLED",
+        b"2" => "UNKNOWN",
+        b"3" => "INVALID_ARGUMENT",
+        b"4" => "DEADLINE_EXCEEDED",
+        b"5" => "NOT_FOUND",
+        b"6" => "ALREADY_EXISTS",
+        b"7" => "PERMISSION_DENIED",
+        b"8" => "RESOURCE_EXHAUSTED",
+        b"9" => "FAILED_PRECONDITION",
+        b"10" => "ABORTED",
+        b"11" => "OUT_OF_RANGE",
+        b"12" => "UNIMPLEMENTED",
+        b"13" => "INTERNAL",
+        b"14" => "UNAVAILABLE",
+        b"15" => "DATA_LOSS",
+        b"16" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The method label of a request path: one of a closed set.
+pub fn method_label(path: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "tokend.v1.ApiTokenService/GetApiToken",
+        "tokend.v1.ApiTokenService/ListApiTokens",
+        "tokend.v1.ApiTokenService/LookupApiToken",
+        "tokend.v1.ApiTokenService/CreateApiToken",
+        "tokend.v1.ApiTokenService/UpdateApiToken",
+        "tokend.v1.ApiTokenService/UpdateApiTokenRoles",
+        "tokend.v1.ApiTokenService/RotateApiToken",
+        "tokend.v1.ApiTokenService/DeleteApiToken",
+        "tokend.v1.ApiTokenService/ListAuditEvents",
+        "grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Watch",
+    ];
+    let path = path.strip_prefix('/').unwrap_or(path);
+    if let Some(known) = KNOWN.iter().find(|k| **k == path) {
+        return known;
+    }
+    if path.starts_with("grpc.reflection.") {
+        return "reflection";
+    }
+    "other"
+}
+
+/// Serves `GET /metrics` (HTTP/1.1, one request per connection) on
+/// `listener` until `stop` changes.
+pub async fn serve(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while len < buf.len() {
+                    let n = stream.read(&mut buf[len..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    len += n;
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let line = head.lines().next().unwrap_or_default();
+            let mut parts = line.split(' ');
+            let (method, target) = (parts.next(), parts.next());
+            let (status, body) = match (method, target) {
+                (Some("GET"), Some("/metrics")) => ("200 OK", metrics.render()),
+                (Some("GET"), _) => ("404 Not Found", "not found\n".to_owned()),
+                _ => ("405 Method Not Allowed", "method not allowed\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(
+            method_label("/tokend.v1.ApiTokenService/GetApiToken"),
+            "tokend.v1.ApiTokenService/GetApiToken"
+        );
+        assert_eq!(
+            method_label("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            "reflection"
+        );
+        assert_eq!(method_label("/tokend.v1.ApiTokenService/Nope"), "other");
+        assert_eq!(method_label("/secret.tokend.abc"), "other");
+    }
+
+    #[test]
+    fn code_names() {
+        assert_eq!(code_name(b"0"), "OK");
+        assert_eq!(code_name(b"16"), "UNAUTHENTICATED");
+        assert_eq!(code_name(b"99"), "UNKNOWN");
+    }
+}
