@@ -137,7 +137,9 @@ impl Store {
                 .await?
         };
         let mut rows = Vec::new();
-        let mut anonymous: std::collections::BTreeMap<Option<String>, (u32, i64)> =
+        // Failures naming no known token, per (address, reason): reasons are
+        // a fixed set, so this stays small whatever the client sends.
+        let mut anonymous: std::collections::BTreeMap<(Option<String>, &'static str), (u32, i64)> =
             Default::default();
         for record in records {
             let token = record
@@ -153,20 +155,16 @@ impl Store {
                     record.reason,
                 )),
                 None => {
-                    let entry = anonymous.entry(record.ip.clone()).or_insert((0, 0));
+                    let entry = anonymous
+                        .entry((record.ip.clone(), record.reason))
+                        .or_insert((0, 0));
                     entry.0 = entry.0.saturating_add(record.count);
                     entry.1 = entry.1.max(record.last_at);
                 }
             }
         }
-        for (ip, (count, last_at)) in anonymous {
-            rows.push(failure_row(
-                None,
-                ip,
-                count,
-                last_at,
-                "secrets naming no known token",
-            ));
+        for ((ip, reason), (count, last_at)) in anonymous {
+            rows.push(failure_row(None, ip, count, last_at, reason));
         }
         for chunk in rows.chunks(200) {
             audit_event::Entity::insert_many(chunk.to_vec())

@@ -12,6 +12,7 @@ mod create;
 mod get;
 mod health;
 mod lifecycle;
+mod limits;
 mod list;
 mod lookup;
 mod reflection;

@@ -1,0 +1,423 @@
+//! Resource limits and abuse: failed-authentication throttling, load
+//! shedding, deadlines, message and header size caps, a locked or full
+//! SQLite database, and request ids.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
+use tokend::pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+crate::both_databases!(
+    failed_authentications_are_throttled_per_address,
+    oversized_messages_and_headers_are_refused,
+);
+
+/// Scrapes `/metrics` of `app`.
+pub async fn scrape(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.metrics_addr.expect("metrics are on");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.expect("read");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
+}
+
+/// The value of the first sample line starting with `series`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn failed_authentications_are_throttled_per_address(db: Db) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.throttle.threshold = 3;
+        s.throttle.window = Duration::from_secs(60);
+        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await;
+    let get = |secret: &str, forwarded: Option<&str>| {
+        let mut request = with_bearer(
+            secret,
+            pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: app.token_id.clone(),
+            },
+        );
+        if let Some(ip) = forwarded {
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", ip.parse().unwrap());
+        }
+        let mut client = app.client.clone();
+        async move { client.get_api_token(request).await }
+    };
+    let wrong = unknown_secret();
+    for _ in 0..3 {
+        assert_code(get(&wrong, None).await, Code::Unauthenticated);
+    }
+    let throttled = assert_code(get(&wrong, None).await, Code::ResourceExhausted);
+    assert!(
+        throttled.message().contains("retry in 60s"),
+        "{throttled:?}"
+    );
+    assert!(!throttled.message().contains(&wrong));
+    // Malformed credentials count too, and stay throttled.
+    assert_code(get("garbage", None).await, Code::ResourceExhausted);
+    // The valid secret from the same address is unaffected.
+    get(&app.secret, None).await.expect("valid call passes");
+    // Another client address (forwarded by the loopback sidecar) has its
+    // own count.
+    assert_code(get(&wrong, Some("10.9.9.9")).await, Code::Unauthenticated);
+
+    let metrics = scrape(&app).await;
+    assert_eq!(sample(&metrics, "tokend_auth_throttled_total"), Some(2.0));
+    assert!(metrics.contains("tokend_auth_failures_total{reason=\"unknown or revoked secret\"}"));
+    assert!(!metrics.contains(&wrong) && !metrics.contains(&app.secret));
+
+    // The audit aggregate records the throttled failures with the address.
+    let conn = app.db.connect().await;
+    let rows = eventually("throttled failures in the audit trail", || {
+        let conn = &conn;
+        async move {
+            let rows = conn
+                .query_all_raw(Statement::from_string(
+                    conn.get_database_backend(),
+                    "SELECT detail, ip, count FROM audit_events \
+                     WHERE action = 'AUTHENTICATION_FAILED' AND detail LIKE 'throttled%'",
+                ))
+                .await
+                .expect("read audit");
+            (!rows.is_empty()).then_some(rows)
+        }
+    })
+    .await;
+    let total: i64 = rows
+        .iter()
+        .map(|r| r.try_get::<i64>("", "count").expect("count"))
+        .sum();
+    assert_eq!(total, 2);
+    let ip: Option<String> = rows[0].try_get("", "ip").expect("ip");
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    let _ = conn.close().await;
+    app.stop().await;
+}
+
+async fn oversized_messages_and_headers_are_refused(db: Db) {
+    let app = TestApp::spawn_with(db, |s| s.limits.max_message_size = 16 * 1024).await;
+    // A 10 MB description never reaches validation: the transport refuses
+    // to decode it.
+    let mut big = organization_token("big");
+    big.description = "x".repeat(10 * 1024 * 1024);
+    let refused = app.try_create(big).await;
+    let status = refused.expect_err("oversized message refused");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    // Just over the field limit but under the message cap: the contract's
+    // INVALID_ARGUMENT naming the field.
+    let mut long = organization_token("long");
+    long.description = "x".repeat(1001);
+    assert_invalid(app.try_create(long).await, "description");
+    // A bearer header past the header-list cap is refused by HTTP/2.
+    let huge = format!("tokend.{}", "a".repeat(64 * 1024));
+    let result = app
+        .client
+        .clone()
+        .get_api_token(with_bearer(
+            &huge,
+            pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: app.token_id.clone(),
+            },
+        ))
+        .await;
+    assert!(result.is_err(), "huge header refused");
+    // The server is still up and serving.
+    app.get(&app.token_id).await.expect("still serving");
+    app.stop().await;
+}
+
+/// Holds SQLite's write lock from another connection until dropped.
+struct WriteLock {
+    txn: sea_orm::DatabaseTransaction,
+}
+
+impl WriteLock {
+    async fn take(app: &TestApp) -> Self {
+        let conn = Database::connect(app.db.url().as_str())
+            .await
+            .expect("connect");
+        let txn = conn.begin().await.expect("begin");
+        // A write makes this transaction hold the one write lock.
+        txn.execute_unprepared("UPDATE api_tokens SET description = description")
+            .await
+            .expect("take the write lock");
+        Self { txn }
+    }
+
+    async fn release(self) {
+        self.txn.rollback().await.expect("rollback");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_database_gives_unavailable_and_excess_calls_are_shed() {
+    let app = TestApp::spawn_with(Db::Sqlite, |s| {
+        s.store.acquire_timeout = Duration::from_millis(1500);
+        s.store.sqlite_busy_timeout = Duration::from_secs(10);
+        s.limits.max_in_flight = 1;
+        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await;
+    let lock = WriteLock::take(&app).await;
+
+    // A write waits on the lock, holding the only in-flight slot...
+    let mut client = app.client.clone();
+    let blocked = tokio::spawn({
+        let request = app.req(organization_token("blocked"));
+        async move {
+            let started = Instant::now();
+            (client.create_api_token(request).await, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so another call is shed at once, not queued.
+    let started = Instant::now();
+    let shed = assert_code(app.get(&app.token_id).await, Code::Unavailable);
+    assert!(shed.message().contains("overloaded"), "{shed:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "shedding is immediate (took {:?})",
+        started.elapsed()
+    );
+    // Health checks are never shed.
+    assert_eq!(
+        app.health_of("").await.expect("health answers"),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // The write gives up within the database budget with UNAVAILABLE and a
+    // message that says why, not a hang or a panic.
+    let (result, took) = blocked.await.expect("join");
+    let status = assert_code(result, Code::Unavailable);
+    assert!(status.message().contains("database"), "{status:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "bounded by the budget: {took:?}"
+    );
+
+    lock.release().await;
+    app.create(organization_token("after the lock")).await;
+    let metrics = scrape(&app).await;
+    assert!(sample(&metrics, "tokend_shed_requests_total").unwrap_or(0.0) >= 1.0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_are_honoured() {
+    let app = TestApp::spawn_with(Db::Sqlite, |s| {
+        s.store.acquire_timeout = Duration::from_secs(30);
+        s.store.sqlite_busy_timeout = Duration::from_secs(30);
+        s.limits.request_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let lock = WriteLock::take(&app).await;
+
+    // The client's grpc-timeout, shorter than the server's default.
+    let mut request = app.req(organization_token("client deadline"));
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let result = app.client.clone().create_api_token(request).await;
+    let status = result.expect_err("deadline passed");
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // No client deadline: the server's default applies.
+    let started = Instant::now();
+    let status = app
+        .try_create(organization_token("server deadline"))
+        .await
+        .expect_err("server deadline passed");
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+
+    lock.release().await;
+    // Neither abandoned write landed half-way; the server serves on.
+    let names: Vec<String> = app
+        .list(pb::ListApiTokensRequest {
+            organization_id: ORG.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .tokens
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("deadline")), "{names:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_unavailable_and_the_server_recovers() {
+    // A 2 MiB tmpfs holds the database; filling the rest of it makes every
+    // write fail with SQLITE_FULL.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "this test needs to mount a small tmpfs (root, as in CI); it cannot fake a full disk otherwise"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(dir.path().to_path_buf());
+    let path = dir.path().join("tokend.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let (token_id, secret) = bootstrap_token(
+        &url,
+        ORG,
+        "bootstrap",
+        tokend::domain::token::TokenType::Organization,
+        "ORGANIZATION_OWNER",
+        "",
+    )
+    .await;
+    let replica = Replica::start(&url, |_| {}).await;
+    let create = |name: String| {
+        let mut client = replica.client.clone();
+        let request = with_bearer(&secret, organization_token(&name));
+        async move { client.create_api_token(request).await }
+    };
+    let filler = dir.path().join("filler");
+    // Fill the file system (write until ENOSPC).
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+    }
+    let mut failures = 0;
+    for i in 0..20 {
+        match create(format!("full {i}")).await {
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(!status.message().is_empty());
+                failures += 1;
+            }
+        }
+    }
+    assert!(failures > 0, "a full disk must refuse some writes");
+    // Reads still work, and so do writes once space is freed.
+    replica
+        .client
+        .clone()
+        .get_api_token(with_bearer(
+            &secret,
+            pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: token_id.clone(),
+            },
+        ))
+        .await
+        .expect("reads still served");
+    std::fs::remove_file(&filler).expect("free space");
+    eventually("writes work again", || {
+        let attempt = create("after".to_owned());
+        async move { attempt.await.ok() }
+    })
+    .await;
+    replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_echoed_or_made_up() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let mut request = app.req(pb::GetApiTokenRequest {
+        organization_id: ORG.into(),
+        token_id: app.token_id.clone(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-abc.123".parse().unwrap());
+    let response = app
+        .client
+        .clone()
+        .get_api_token(request)
+        .await
+        .expect("get");
+    assert_eq!(
+        response
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("req-abc.123")
+    );
+    // Errors carry one too; a client id with odd characters is replaced.
+    let mut request = with_bearer(
+        &unknown_secret(),
+        pb::GetApiTokenRequest {
+            organization_id: ORG.into(),
+            token_id: app.token_id.clone(),
+        },
+    );
+    request
+        .metadata_mut()
+        .insert("x-request-id", "no spaces please".parse().unwrap());
+    let status = app
+        .client
+        .clone()
+        .get_api_token(request)
+        .await
+        .expect_err("unauthenticated");
+    let id = status
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request id on errors")
+        .to_owned();
+    assert_eq!(id.len(), 24, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    app.stop().await;
+}
