@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod cli;
 mod create;
+mod faults;
 mod get;
 mod health;
 mod lifecycle;
