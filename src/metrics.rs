@@ -50,6 +50,8 @@ pub struct Metrics {
     shed: Counter,
     auth_failures: Family<ReasonLabels, Counter>,
     auth_throttled: Counter,
+    usage_writes: Counter,
+    usage_rows: Counter,
     last_flush: Arc<AtomicI64>,
 }
 
@@ -76,6 +78,8 @@ impl Metrics {
         let shed = Counter::default();
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let auth_throttled = Counter::default();
+        let usage_writes = Counter::default();
+        let usage_rows = Counter::default();
         let last_flush = Arc::new(AtomicI64::new(now_seconds()));
         registry.register(
             "tokend_grpc_requests",
@@ -102,6 +106,16 @@ impl Metrics {
             "Failed authentications answered RESOURCE_EXHAUSTED because their client address passed the failure threshold",
             auth_throttled.clone(),
         );
+        registry.register(
+            "tokend_usage_writes",
+            "Usage flushes that wrote anything (one batched UPDATE per 500 tokens, at most one flush per interval)",
+            usage_writes.clone(),
+        );
+        registry.register(
+            "tokend_usage_rows",
+            "Token rows those statements updated",
+            usage_rows.clone(),
+        );
         registry.register_collector(Box::new(Live {
             sources,
             last_flush: last_flush.clone(),
@@ -113,6 +127,8 @@ impl Metrics {
             shed,
             auth_failures,
             auth_throttled,
+            usage_writes,
+            usage_rows,
             last_flush,
         }
     }
@@ -140,9 +156,14 @@ impl Metrics {
         }
     }
 
-    /// Notes a successful usage flush (for `tokend_usage_flush_lag_seconds`).
-    pub fn observe_flush(&self) {
+    /// Notes a successful usage flush that wrote `rows` tokens' usage (one
+    /// statement when `rows > 0`).
+    pub fn observe_flush(&self, rows: usize) {
         self.last_flush.store(now_seconds(), Ordering::Relaxed);
+        if rows > 0 {
+            self.usage_writes.inc();
+            self.usage_rows.inc_by(rows as u64);
+        }
     }
 
     /// The exposition text.

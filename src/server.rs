@@ -309,7 +309,7 @@ struct Recorders {
 impl Recorders {
     async fn flush(&self, store: &Store) {
         match self.usage.flush(store).await {
-            Ok(_) => self.metrics.observe_flush(),
+            Ok(rows) => self.metrics.observe_flush(rows),
             Err(err) => {
                 tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
             }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# tokend end-to-end benchmarks (issue 5). Results: one JSON line per row on
+# stdout (and in bench/out/<date>-<db>.jsonl); BENCHMARKS.md quotes them.
+#
+#   bench/run.sh e2e sqlite|postgres      # no-op baseline, Lookup, Get, List; RSS; writes per flush
+#   bench/run.sh list sqlite|postgres     # List over 1,000,000 seeded tokens, per filter and sort; RSS with a warm 100k cache
+#
+# Needs: a release build (`cargo build --release --bins --examples`), and for
+# postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
+# Load generator and server share the machine; each row is also reported as
+# a ratio to the no-op baseline measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:?e2e or list}; db=${2:?sqlite or postgres}
+DURATION=${DURATION:-10s}; CONC=${CONC:-16}
+BIN=target/release/tokend; EX=target/release/examples
+PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+work=$(mktemp -d); mkdir -p bench/out
+out=bench/out/$(date -u +%Y%m%d)-$mode-$db.jsonl; : > "$out"
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+mport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+emit() { echo "$1" | tee -a "$out"; }
+rss() { awk -v what="$2" '$1==what":" {print $2}' /proc/"$1"/status; }
+metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+
+case "$db:$mode" in
+  sqlite:e2e) url="sqlite://$work/tokend.db?mode=rwc" ;;
+  postgres:e2e) name=tokend_bench_$$; psql "$PG/postgres" -qc "CREATE DATABASE $name"; url="$PG/$name" ;;
+  sqlite:list) url="sqlite://${BENCH_SEEDED_SQLITE:-/tmp/seed1/tokend.db}?mode=rwc" ;;
+  postgres:list) url="$PG/${BENCH_SEEDED_PG:-tokend_seed1m}" ;;
+esac
+export TOKEND_DATABASE_URL=$url
+
+serve() {
+  "$BIN" serve --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" \
+    --auth-failure-threshold 0 --usage-flush-interval 5s --database-max-connections 10 \
+    --log-format json 2>"$work/server.log" &
+  pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$mport/metrics" >/dev/null && return 0; sleep 0.1
+  done
+  echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
+}
+load() { "$EX/loadgen" --addr "http://127.0.0.1:$port" --duration "$DURATION" "$@"; }
+
+if [ "$mode" = e2e ]; then
+  "$BIN" migrate
+  secret=$("$BIN" token create --org org-bench --name bench --type ORGANIZATION --role ORGANIZATION_OWNER | tail -1)
+  export LOADGEN_SECRET=$secret
+  serve; sleep 1
+  emit "{\"row\":\"rss_idle_kb\",\"db\":\"$db\",\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  for i in $(seq 1 30); do load --scenario get --concurrency 1 --duration 200ms --warmup 0s >/dev/null; done # a few rows of usage
+  for s in noop lookup-warm lookup-unknown malformed get list; do
+    emit "$(load --scenario $s --concurrency "$CONC" --label "$db $s")"
+  done
+  emit "{\"row\":\"rss_after_load_kb\",\"db\":\"$db\",\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  # Writes per flush: 10 s of Lookups of one token at full speed; count the
+  # usage statements the server issued (its own counter) and, on PostgreSQL,
+  # the row updates the database saw.
+  before=$(metric tokend_usage_writes_total); [ "$db" = postgres ] && pb=$(psql "$url" -Atc "select n_tup_upd from pg_stat_user_tables where relname='api_tokens'")
+  line=$(load --scenario lookup-warm --concurrency "$CONC" --label "$db writes-per-flush")
+  sleep 6
+  after=$(metric tokend_usage_writes_total)
+  extra=""
+  if [ "$db" = postgres ]; then sleep 1; pa=$(psql "$url" -Atc "select n_tup_upd from pg_stat_user_tables where relname='api_tokens'"); extra=",\"pg_row_updates\":$((pa-pb))"; fi
+  emit "{\"row\":\"writes_per_flush\",\"db\":\"$db\",\"load\":$line,\"flush_interval_s\":5,\"usage_statements\":$((after-before))$extra}"
+  kill -TERM $pid; wait $pid || true; pid=
+  [ "$db" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE $name WITH (FORCE)"
+else
+  owner=${BENCH_OWNER_SECRET:?secret of the seeded ORGANIZATION_OWNER}
+  secrets=${BENCH_SECRETS_FILE:-/tmp/seed1/secrets.txt}
+  export LOADGEN_SECRET=$owner
+  serve; sleep 1
+  emit "{\"row\":\"rss_idle_1m_kb\",\"db\":\"$db\",\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  L="--scenario list --concurrency 1 --duration ${LIST_DURATION:-10s} --org org-bench"
+  emit "$(load $L --label "$db none name:asc" --sort name:asc)"
+  emit "$(load $L --label "$db workspaceId createdAt:desc" --workspace-id ws-7 --sort createdAt:desc)"
+  emit "$(load $L --label "$db deploymentId updatedAt:asc" --deployment-id dep-42 --sort updatedAt:asc)"
+  emit "$(load $L --label "$db dagId name:desc" --dag-id dag-42 --sort name:desc)"
+  emit "$(load $L --label "$db dagTags description:asc" --dag-tag tag-7 --sort description:asc)"
+  emit "$(load $L --label "$db onlyOrg description:asc" --only-org --sort description:asc)"
+  emit "$(load $L --label "$db kind tokenStartAt:desc" --kind DIRECT_ACCESS --sort tokenStartAt:desc)"
+  emit "$(load --scenario list --concurrency 16 --org org-bench --label "$db c16 workspaceId name:asc" --workspace-id ws-7 --sort name:asc)"
+  # Warm a 100k-entry cache, then load it.
+  load --scenario warm-cache --secrets-file "$secrets" --concurrency 16 --label warm >/dev/null
+  emit "$(load --scenario lookup-warm --concurrency 16 --label "$db lookup-warm 1M db, 100k cache")"
+  emit "{\"row\":\"rss_1m_warm_100k_kb\",\"db\":\"$db\",\"cache_entries\":$(metric tokend_auth_cache_entries),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  kill -TERM $pid; wait $pid || true; pid=
+fi
