@@ -65,7 +65,12 @@ impl TokenService {
 
 #[tonic::async_trait]
 impl ApiTokenService for TokenService {
-    #[tracing::instrument(name = "GetApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "GetApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn get_api_token(
         &self,
         request: Request<pb::GetApiTokenRequest>,
@@ -73,7 +78,12 @@ impl ApiTokenService for TokenService {
         respond(self.state.bounded(read::get(&self.state, request)).await)
     }
 
-    #[tracing::instrument(name = "ListApiTokens", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "ListApiTokens",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn list_api_tokens(
         &self,
         request: Request<pb::ListApiTokensRequest>,
@@ -81,7 +91,12 @@ impl ApiTokenService for TokenService {
         respond(self.state.bounded(read::list(&self.state, request)).await)
     }
 
-    #[tracing::instrument(name = "LookupApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "LookupApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn lookup_api_token(
         &self,
         request: Request<pb::ApiTokenSecret>,
@@ -89,7 +104,12 @@ impl ApiTokenService for TokenService {
         respond(self.state.bounded(read::lookup(&self.state, request)).await)
     }
 
-    #[tracing::instrument(name = "CreateApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "CreateApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn create_api_token(
         &self,
         request: Request<pb::CreateApiTokenRequest>,
@@ -101,7 +121,12 @@ impl ApiTokenService for TokenService {
         )
     }
 
-    #[tracing::instrument(name = "UpdateApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "UpdateApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn update_api_token(
         &self,
         request: Request<pb::UpdateApiTokenRequest>,
@@ -113,7 +138,12 @@ impl ApiTokenService for TokenService {
         )
     }
 
-    #[tracing::instrument(name = "UpdateApiTokenRoles", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "UpdateApiTokenRoles",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn update_api_token_roles(
         &self,
         request: Request<pb::UpdateApiTokenRolesRequest>,
@@ -125,7 +155,12 @@ impl ApiTokenService for TokenService {
         )
     }
 
-    #[tracing::instrument(name = "RotateApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "RotateApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn rotate_api_token(
         &self,
         request: Request<pb::RotateApiTokenRequest>,
@@ -137,7 +172,12 @@ impl ApiTokenService for TokenService {
         )
     }
 
-    #[tracing::instrument(name = "DeleteApiToken", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "DeleteApiToken",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn delete_api_token(
         &self,
         request: Request<pb::DeleteApiTokenRequest>,
@@ -149,7 +189,12 @@ impl ApiTokenService for TokenService {
         )
     }
 
-    #[tracing::instrument(name = "ListAuditEvents", skip_all, fields(organization_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "ListAuditEvents",
+        skip_all,
+        fields(organization_id)
+    )]
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,

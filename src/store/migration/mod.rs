@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_audit;
 mod m20261123_000003_counts;
+mod m20261124_000004_type_sort_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_audit::Migration),
             Box::new(m20261123_000003_counts::Migration),
+            Box::new(m20261124_000004_type_sort_indexes::Migration),
         ]
     }
 }
