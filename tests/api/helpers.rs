@@ -255,6 +255,9 @@ pub fn test_settings(url: &str) -> Settings {
     settings.usage_flush_interval = Duration::from_millis(100);
     settings.health_check_interval = Duration::from_millis(200);
     settings.store.acquire_timeout = Duration::from_secs(2);
+    // Many tests send bursts of bad credentials from 127.0.0.1 on purpose;
+    // throttling is off here and tested on its own (limits.rs).
+    settings.throttle.threshold = 0;
     settings
 }
 
@@ -484,6 +487,25 @@ impl Replica {
         configure(&mut settings);
         let app = Application::build(settings).await.expect("build replica");
         Self::run(app).await
+    }
+
+    /// Starts an already built server without connecting to it (for
+    /// listeners a plaintext client cannot reach, such as TLS).
+    pub async fn serve_only(app: Application) -> Self {
+        let addr = app.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        Self {
+            addr,
+            client: ApiTokenServiceClient::new(channel),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
     }
 
     /// Starts an already built server.

@@ -95,7 +95,7 @@ async fn failed_authentications_are_throttled_per_address(db: Db) {
             let rows = conn
                 .query_all_raw(Statement::from_string(
                     conn.get_database_backend(),
-                    "SELECT detail, ip, count FROM audit_events \
+                    "SELECT detail, ip, CAST(count AS BIGINT) AS count FROM audit_events \
                      WHERE action = 'AUTHENTICATION_FAILED' AND detail LIKE 'throttled%'",
                 ))
                 .await

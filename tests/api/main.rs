@@ -18,3 +18,4 @@ mod list;
 mod lookup;
 mod reflection;
 mod replicas;
+mod tls;
