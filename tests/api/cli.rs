@@ -16,7 +16,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::both_databases;
-use crate::helpers::{Db, ORG, TestApp, TestDb, bootstrap_token, eventually, with_bearer};
+use crate::helpers::{
+    Db, ORG, TestApp, TestDb, bootstrap_token, eventually, organization_token, unknown_secret,
+    with_bearer,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokend");
 
@@ -307,7 +310,11 @@ struct Server {
 
 impl Server {
     fn start(url: &str, listen: &str) -> Self {
-        let mut child = tokend(&[
+        Self::start_with(url, listen, &[], &[])
+    }
+
+    fn start_with(url: &str, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = vec![
             "--database-url",
             url,
             "serve",
@@ -317,11 +324,17 @@ impl Server {
             "1h",
             "--health-check-interval",
             "200ms",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tokend serve");
+        ];
+        args.extend_from_slice(extra);
+        let mut command = tokend(&args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tokend serve");
         let mut pipe = child.stderr.take().expect("stderr");
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
@@ -477,8 +490,152 @@ async fn a_failed_start_never_prints_the_database_password() {
 }
 
 both_databases!(
+    logs_and_metrics_never_show_secrets,
     token_create_prints_a_working_secret_last,
     token_create_refuses_invalid_input,
     migrate_prepares_an_empty_database,
     serve_stops_gracefully_on_sigterm_and_flushes_usage,
 );
+
+/// Everything a server prints or exposes while it handles secrets: debug
+/// JSON logs and Prometheus metrics carry request ids and counts, never a
+/// secret (nor its random part).
+async fn logs_and_metrics_never_show_secrets(db: Db) {
+    let test_db = TestDb::create(db).await;
+    let (_, secret) = bootstrap_token(
+        &test_db.url(),
+        ORG,
+        "caller",
+        TokenType::Organization,
+        "ORGANIZATION_OWNER",
+        "",
+    )
+    .await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(
+        &test_db.url(),
+        &listen,
+        &["--log-format", "json", "--metrics-listen", &metrics],
+        &[("RUST_LOG", "debug")],
+    );
+    let channel = Channel::from_shared(format!("http://{listen}"))
+        .expect("uri")
+        .connect_lazy();
+    eventually("tokend serve to report SERVING", || {
+        let mut health = HealthClient::new(channel.clone());
+        async move {
+            let answer = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?;
+            (answer.into_inner().status == ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
+    let mut client = pb::api_token_service_client::ApiTokenServiceClient::new(channel);
+    let mut secrets = vec![secret.clone()];
+    let created = client
+        .create_api_token(with_bearer(&secret, organization_token("logged")))
+        .await
+        .expect("create")
+        .into_inner();
+    secrets.push(created.token.clone());
+    let rotated = client
+        .rotate_api_token(with_bearer(
+            &secret,
+            pb::RotateApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: created.id.clone(),
+                grace_period_seconds: 0,
+            },
+        ))
+        .await
+        .expect("rotate")
+        .into_inner();
+    secrets.push(rotated.token.clone());
+    let mut lookup = with_bearer(
+        &secret,
+        pb::ApiTokenSecret {
+            token: rotated.token.clone(),
+        },
+    );
+    lookup
+        .metadata_mut()
+        .insert("x-request-id", "test-req-42".parse().expect("ascii"));
+    let answer = client.lookup_api_token(lookup).await.expect("lookup");
+    assert_eq!(
+        answer
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("test-req-42")
+    );
+    // Refused: the old secret as a caller and as a Lookup; a wrong one.
+    let wrong = unknown_secret();
+    secrets.push(wrong.clone());
+    let _ = client
+        .lookup_api_token(with_bearer(
+            &created.token,
+            pb::ApiTokenSecret {
+                token: created.token.clone(),
+            },
+        ))
+        .await
+        .expect_err("old secret refused");
+    let _ = client
+        .lookup_api_token(with_bearer(
+            &wrong,
+            pb::ApiTokenSecret {
+                token: wrong.clone(),
+            },
+        ))
+        .await
+        .expect_err("unknown secret refused");
+
+    let text = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&metrics)
+            .await
+            .expect("metrics listener");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.expect("read");
+        text
+    };
+    for series in [
+        "tokend_grpc_requests_total{method=\"tokend.v1.ApiTokenService/CreateApiToken\",code=\"OK\"} 1",
+        "tokend_grpc_requests_total{method=\"tokend.v1.ApiTokenService/LookupApiToken\",code=\"UNAUTHENTICATED\"} 2",
+        "tokend_grpc_request_duration_seconds_bucket",
+        "tokend_auth_cache_hits_total",
+        "tokend_auth_cache_misses_total",
+        "tokend_auth_failures_total{reason=",
+        "tokend_usage_flush_lag_seconds",
+        "tokend_db_pool_connections{",
+        "tokend_shed_requests_total 0",
+    ] {
+        assert!(text.contains(series), "metrics lack {series}:\n{text}");
+    }
+
+    let (code, log) = server.terminate().await;
+    assert_eq!(code, Some(0), "log:\n{log}");
+    for line in log.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    assert!(
+        log.lines().any(|l| l.contains("test-req-42")),
+        "the client's request id is in the logs:\n{log}"
+    );
+    for secret in &secrets {
+        let random = secret.rsplit_once('.').expect("secret shape").1;
+        for (what, haystack) in [("logs", &log), ("metrics", &text)] {
+            assert!(!haystack.contains(random), "the {what} show a secret");
+        }
+    }
+}
