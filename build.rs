@@ -10,7 +10,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tokend_descriptor.bin"))
-        .compile_protos(&["proto/tokend/v1/api_token.proto"], &["proto"])?;
+        // google/rpc is compiled only so that its messages land in the
+        // descriptor set: grpcurl and Envoy then render the BadRequest
+        // details of INVALID_ARGUMENT as JSON instead of raw bytes. The Rust
+        // types come from tonic-types.
+        .compile_protos(
+            &[
+                "proto/tokend/v1/api_token.proto",
+                "proto/google/rpc/status.proto",
+                "proto/google/rpc/error_details.proto",
+            ],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }
