@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tokend_descriptor.bin"))
+        // Requests that do not decode are INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::codec::StrictCodec")
         // google/rpc is compiled only so that its messages land in the
         // descriptor set: grpcurl and Envoy then render the BadRequest
         // details of INVALID_ARGUMENT as JSON instead of raw bytes. The Rust

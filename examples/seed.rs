@@ -134,7 +134,7 @@ fn make(
         String::new(),
     ));
     if token_type == "DEPLOYMENT" {
-        if next(rng) % 2 == 0 {
+        if next(rng).is_multiple_of(2) {
             rows.roles.push(role(
                 &id_text,
                 org,
@@ -157,7 +157,8 @@ fn make(
     }
     let created = now - i64::try_from(next(rng) % (2 * 365 * 86_400)).unwrap_or(0);
     let updated = created + i64::try_from(next(rng) % (30 * 86_400)).unwrap_or(0);
-    let expiry = (next(rng) % 2 == 0).then(|| i32::try_from(30 + next(rng) % 335).unwrap_or(30));
+    let expiry =
+        (next(rng).is_multiple_of(2)).then(|| i32::try_from(30 + next(rng) % 335).unwrap_or(30));
     let words = format!(
         "{} {}",
         WORDS[(next(rng) % 16) as usize],
@@ -170,7 +171,7 @@ fn make(
         description: Set(format!("{words} token for {entity}")),
         token_type: Set(token_type.to_owned()),
         entity_id: Set(entity),
-        kind: Set(if next(rng) % 10 == 0 {
+        kind: Set(if next(rng).is_multiple_of(10) {
             "DIRECT_ACCESS"
         } else {
             "STANDARD"
@@ -252,10 +253,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 now,
                 &prefix,
                 &mut rows,
-            ) {
-                if (kept_secrets.len() as u64) < args.secrets {
-                    kept_secrets.push(secret);
-                }
+            ) && (kept_secrets.len() as u64) < args.secrets
+            {
+                kept_secrets.push(secret);
             }
         }
         let txn = db.begin().await?;
@@ -276,7 +276,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         txn.commit().await?;
         written += n;
-        if written % 100_000 == 0 || written == args.tokens {
+        if written.is_multiple_of(100_000) || written == args.tokens {
             eprintln!(
                 "seeded {written} tokens in {:.0}s",
                 started.elapsed().as_secs_f64()

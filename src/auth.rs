@@ -208,9 +208,14 @@ fn bearer_secret(
     metadata: &MetadataMap,
     prefix: &TokenPrefix,
 ) -> Result<TokenSecret, &'static str> {
-    let value = metadata
-        .get("authorization")
-        .ok_or("no authorization header")?
+    let mut values = metadata.get_all("authorization").iter();
+    let value = values.next().ok_or("no authorization header")?;
+    // Two credentials are ambiguous: a proxy that appends its own header
+    // must not have the first one (the client's) win by accident.
+    if values.next().is_some() {
+        return Err("more than one authorization header");
+    }
+    let value = value
         .to_str()
         .map_err(|_| "malformed authorization header")?;
     let (scheme, secret) = value
@@ -222,17 +227,22 @@ fn bearer_secret(
     TokenSecret::parse(prefix, secret.trim_start_matches(' ')).map_err(|_| "malformed secret")
 }
 
-/// The client's address: the first `x-forwarded-for` hop when the peer is a
-/// loopback proxy (the sidecar in the same pod), else the peer itself. An
-/// `x-forwarded-for` from a remote peer is ignored: anyone can write one.
+/// The client's address: the last `x-forwarded-for` hop when the peer is a
+/// loopback proxy (the sidecar in the same pod), else the peer itself. The
+/// last hop is the one the sidecar appended from its own connection; the hops
+/// before it are whatever the client wrote, so trusting them would let any
+/// REST client pick the address it is throttled and audited under. An
+/// `x-forwarded-for` from a remote peer is ignored altogether.
 pub fn client_ip<T>(request: &tonic::Request<T>) -> Option<String> {
     let peer = request.remote_addr().map(|a| a.ip());
     let forwarded = || {
         request
             .metadata()
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
     };
     match peer {
@@ -277,5 +287,11 @@ mod tests {
             assert!(bearer_secret(&metadata(&bad), &prefix).is_err(), "{bad}");
         }
         assert!(bearer_secret(&MetadataMap::new(), &prefix).is_err());
+        let mut twice = metadata(&format!("Bearer {text}"));
+        twice.append("authorization", format!("Bearer {text}").parse().unwrap());
+        assert_eq!(
+            bearer_secret(&twice, &prefix).err(),
+            Some("more than one authorization header")
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod domain;

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -185,7 +185,8 @@ impl Application {
                 shutdown.await;
                 tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
                 let _ = stop_tx.send(true);
-                // The health task sets NOT_SERVING as its last act.
+                // The health task sets NOT_SERVING and ends the health
+                // watches as its last act.
                 let _ = health_task.await;
                 draining.notify_one();
             }
@@ -214,22 +215,51 @@ impl Application {
                 signal,
             );
         let grace = settings.shutdown_grace_period;
+        let (drain, wind_down) = shutdown_budget(grace);
+        let mut drain_started = None;
         let served = tokio::select! {
             served = serve => served,
-            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+            () = async {
+                draining.notified().await;
+                drain_started = Some(Instant::now());
+                tokio::time::sleep(drain).await;
+            } => {
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: abandoning calls still in flight");
                 Ok(())
             }
         };
-        let _ = flush_task.await;
-        if let Some(task) = metrics_task {
-            let _ = task.await;
+        // Whatever the database does, the process is gone by the end of the
+        // grace period: the last flush and the pool's close get what is left.
+        let left = drain_started.map_or(wind_down, |started| {
+            grace.saturating_sub(started.elapsed()).max(wind_down)
+        });
+        let finished = tokio::time::timeout(left, async {
+            let _ = flush_task.await;
+            if let Some(task) = metrics_task {
+                let _ = task.await;
+            }
+            recorders.flush(&store).await;
+            store.close().await;
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                unflushed_usage = recorders.usage.pending(),
+                "grace period over: the database did not take the last usage flush in time"
+            );
         }
-        recorders.flush(&store).await;
-        store.close().await;
         tracing::info!("tokend stopped");
         Ok(served?)
     }
+}
+
+/// How the shutdown grace period is spent: in-flight calls get most of it
+/// (`drain`), the final usage flush and pool close the rest (`wind_down`:
+/// a quarter, at most two seconds), so a database that stops answering
+/// cannot keep the process past the grace period.
+fn shutdown_budget(grace: Duration) -> (Duration, Duration) {
+    let wind_down = (grace / 4).min(Duration::from_secs(2));
+    (grace - wind_down, wind_down)
 }
 
 /// The health service name that stays SERVING while the process runs (for
@@ -295,7 +325,25 @@ async fn watch_database(
             serving = up;
         }
     }
+    end_watches(reporter).await;
+}
+
+/// NOT_SERVING for the server, then every health Watch stream ends (after
+/// delivering it): a client-side health watch is a call that never finishes
+/// by itself and would hold the drain for the whole grace period. Check
+/// keeps answering, NOT_SERVING, while the drain lasts.
+async fn end_watches(mut reporter: HealthReporter) {
     set_status(&reporter, ServingStatus::NotServing).await;
+    for (service, status) in [
+        ("", ServingStatus::NotServing),
+        (SERVICE_NAME, ServingStatus::NotServing),
+        (LIVENESS_SERVICE, ServingStatus::Serving),
+    ] {
+        // Dropping a status drops its sender, which ends its watchers;
+        // setting it again makes a fresh one for Check.
+        reporter.clear_service_status(service).await;
+        reporter.set_service_status(service, status).await;
+    }
 }
 
 /// The write-behind buffers flushed together.
@@ -333,5 +381,20 @@ async fn flush_periodically(
             _ = stop.changed() => break,
         }
         recorders.flush(&store).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shutdown_budget_adds_up_to_the_grace_period() {
+        for (grace_ms, wind_down_ms) in [(0, 0), (400, 100), (4_000, 1_000), (20_000, 2_000)] {
+            let grace = Duration::from_millis(grace_ms);
+            let (drain, wind_down) = shutdown_budget(grace);
+            assert_eq!(wind_down, Duration::from_millis(wind_down_ms), "{grace:?}");
+            assert_eq!(drain + wind_down, grace, "{grace:?}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Logging: a tracing subscriber writing to stderr (stdout is for command
 //! output such as a new secret).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -14,8 +16,11 @@ const DEFAULT_FILTER: &str =
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colour only on a terminal: escape codes in a log file or a collector
+    // are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -189,10 +189,9 @@ pub fn roles_from_pb(roles: &[pb::ApiTokenRole]) -> Result<Vec<RoleBinding>, Vec
         ));
         if let (Some(t), Some(e), Some(r), Some(d)) =
             (entity_type, entity_id, role_name, deployment_id)
+            && let Some(binding) = v.check(RoleBinding::new(&format!("roles[{i}]"), t, e, r, d))
         {
-            if let Some(binding) = v.check(RoleBinding::new(&format!("roles[{i}]"), t, e, r, d)) {
-                bindings.push(binding);
-            }
+            bindings.push(binding);
         }
     }
     if v.is_empty() {

@@ -40,18 +40,7 @@ pub(super) async fn list(
     let org = organization(&req.organization_id)?;
     let visibility = permission::visibility(&caller.organization_id, &caller.roles, &org)
         .map_err(|denied| ApiError::denied(denied, "organization", "listing tokens"))?;
-    let kind = kind_from_pb("kind", req.kind).map_err(|v| vec![v])?;
-    let query = ListQuery::parse(&ListInput {
-        workspace_id: &req.workspace_id,
-        deployment_id: &req.deployment_id,
-        dag_id: &req.dag_id,
-        dag_tags: &req.dag_tags,
-        only_organization_tokens: req.include_only_organization_tokens,
-        kind,
-        offset: req.offset,
-        limit: req.limit,
-        sorts: &req.sorts,
-    })?;
+    let query = list_query(&req)?;
     let (tokens, total) = state.store.list_tokens(&org, &query, &visibility).await?;
     Ok(pb::ListApiTokensResponse {
         limit: i32::from(query.page.limit()),
@@ -62,6 +51,22 @@ pub(super) async fn list(
             .collect(),
         total_count: i32::try_from(total).unwrap_or(i32::MAX),
     })
+}
+
+/// The filters, sorts and page of a List request, validated (no database).
+pub(super) fn list_query(req: &pb::ListApiTokensRequest) -> Result<ListQuery, ApiError> {
+    let kind = kind_from_pb("kind", req.kind).map_err(|v| vec![v])?;
+    Ok(ListQuery::parse(&ListInput {
+        workspace_id: &req.workspace_id,
+        deployment_id: &req.deployment_id,
+        dag_id: &req.dag_id,
+        dag_tags: &req.dag_tags,
+        only_organization_tokens: req.include_only_organization_tokens,
+        kind,
+        offset: req.offset,
+        limit: req.limit,
+        sorts: &req.sorts,
+    })?)
 }
 
 /// LookupApiToken: any valid caller may look up any secret it holds.

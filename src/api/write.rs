@@ -65,7 +65,7 @@ pub(super) async fn create(
     Ok(convert::api_token(created, Some(secret.into_exposed())))
 }
 
-fn parse_create(
+pub(super) fn parse_create(
     req: &pb::CreateApiTokenRequest,
     org: crate::domain::ids::OrganizationId,
     now: i64,

@@ -87,8 +87,9 @@ impl TokenId {
     }
 
     /// Parses a token id named in a request (`tokenId`): any non-empty string
-    /// up to 64 characters, since an id that was never generated is simply
-    /// not found.
+    /// up to 64 characters without control characters, since an id that was
+    /// never generated is simply not found. (A NUL byte would otherwise
+    /// reach PostgreSQL, which refuses it in text: INTERNAL, not an answer.)
     pub fn parse_requested(field: &str, value: &str) -> Result<Self, FieldViolation> {
         if value.is_empty() {
             return Err(FieldViolation::new(field, "is required"));
@@ -97,6 +98,12 @@ impl TokenId {
             return Err(FieldViolation::new(
                 field,
                 format!("must be at most {MAX_ID_LEN} characters"),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(FieldViolation::new(
+                field,
+                "must not contain control characters",
             ));
         }
         Ok(Self(value.to_owned()))
@@ -182,6 +189,13 @@ impl fmt::Display for EntityId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requested_token_id_has_no_control_characters() {
+        assert!(TokenId::parse_requested("tokenId", "01m\0").is_err());
+        assert!(TokenId::parse_requested("tokenId", "a\u{7f}").is_err());
+        assert!(TokenId::parse_requested("tokenId", "' OR 1=1 --").is_ok());
+    }
 
     #[test]
     fn generated_ids_are_time_ordered_and_parse_back() {

@@ -294,7 +294,9 @@ fn scope_entity(
 fn start_at(requested: Option<i64>, now: i64) -> Result<i64, FieldViolation> {
     match requested {
         None => Ok(now),
-        Some(t) if (t - now).abs() <= MAX_START_OFFSET_SECONDS => Ok(t),
+        // abs_diff: `t - now` overflows for a startAt near i64::MIN or MAX
+        // (a panic in debug builds, a wrong answer in release ones).
+        Some(t) if t.abs_diff(now) <= MAX_START_OFFSET_SECONDS.unsigned_abs() => Ok(t),
         Some(_) => Err(FieldViolation::new(
             "startAt",
             format!("must be within {MAX_EXPIRY_DAYS} days of now"),
@@ -374,6 +376,17 @@ mod tests {
             .into_iter()
             .map(|v| v.field)
             .collect()
+    }
+
+    #[test]
+    fn a_start_at_at_the_ends_of_time_is_refused_not_overflowed() {
+        for start_at in [i64::MIN, i64::MIN + 1, i64::MAX, NOW + 3651 * 86_400] {
+            let input = CreateTokenInput {
+                start_at: Some(start_at),
+                ..valid()
+            };
+            assert_eq!(fields(input), ["startAt"], "{start_at}");
+        }
     }
 
     #[test]

@@ -229,12 +229,12 @@ impl Store {
     /// query, and for SQLite, that the file is still the one opened.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read.execute_unprepared("SELECT 1").await?;
-        if let Some(file) = &self.sqlite_file {
-            if SqliteFile::identity_of(&file.path) != file.identity {
-                return Err(StoreError::Unavailable(
-                    "the SQLite database file was moved, replaced or made inaccessible".into(),
-                ));
-            }
+        if let Some(file) = &self.sqlite_file
+            && SqliteFile::identity_of(&file.path) != file.identity
+        {
+            return Err(StoreError::Unavailable(
+                "the SQLite database file was moved, replaced or made inaccessible".into(),
+            ));
         }
         Ok(())
     }
