@@ -1,0 +1,131 @@
+"""Completes protoc-gen-swagger's output for tokend's REST surface.
+
+protoc-gen-swagger 1.6.4 writes path and query parameters with proto field
+names (`organization_id`, `dag_tags`), leaves repeated query parameters in
+Swagger's default comma-separated format, and knows nothing of errors or of
+authentication. Envoy's transcoder takes the lowerCamelCase names of the
+seeds (`organizationId`, `dagTags=a&dagTags=b`), answers errors as
+`{"code", "message", "details"}` with the HTTP status of the contract, and
+tokend wants `Authorization: Bearer`. This script says so, deterministically.
+
+    python3 postprocess.py GENERATED.json OUT.json
+"""
+
+import json
+import re
+import sys
+
+
+def camel(name):
+    return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
+
+
+STATUS = {
+    "type": "object",
+    "description": "A gRPC status as JSON: the error body of every non-2xx answer, from "
+    "tokend through Envoy's transcoder or from Envoy itself.",
+    "properties": {
+        "code": {"type": "integer", "format": "int32", "description": "The google.rpc.Code."},
+        "message": {"type": "string", "description": "What went wrong; names the offending field."},
+        "details": {"type": "array", "items": {"$ref": "#/definitions/protobufAny"}},
+    },
+    "required": ["code", "message"],
+}
+
+ANY = {
+    "type": "object",
+    "description": "A google.protobuf.Any as JSON, e.g. a google.rpc.BadRequest.",
+    "properties": {"@type": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+# HTTP status -> (gRPC code, when). The contract's error table, plus what
+# the service's limits and Envoy add.
+ERRORS = {
+    "400": "INVALID_ARGUMENT: a bad argument (the message and a google.rpc.BadRequest name the field), "
+    "an unknown or repeated query parameter, or a body that is not JSON.",
+    "401": "UNAUTHENTICATED: no, malformed, unknown, disabled, expired or not-yet-valid bearer token.",
+    "403": "PERMISSION_DENIED: the token's roles do not grant this.",
+    "404": "NOT_FOUND: the token is absent, deleted, or in an organization the caller cannot see; or no such path.",
+    "413": "The request body is over the sidecar's 64 KiB cap.",
+    "431": "The request line and headers are over the sidecar's 16 KiB cap.",
+    "429": "RESOURCE_EXHAUSTED: too many failed authentications from this address.",
+    "503": "UNAVAILABLE: the database or tokend is unreachable, or tokend is shedding load.",
+    "504": "DEADLINE_EXCEEDED: the call ran past its deadline.",
+}
+WRITE_ERRORS = {
+    "409": "ALREADY_EXISTS: another token in this scope has that name.",
+}
+
+
+def main(source, target):
+    with open(source) as f:
+        spec = json.load(f)
+
+    spec["info"] = {
+        "title": "tokend REST API",
+        "description": "tokend.v1.ApiTokenService through the Envoy JSON transcoding sidecar "
+        "(deploy/envoy/envoy.yaml). Generated from proto/tokend/v1/api_token.proto by "
+        "deploy/openapi/generate; do not edit.",
+        "version": "v1",
+    }
+    spec["schemes"] = ["http"]
+    spec["securityDefinitions"] = {
+        "bearer": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Bearer <secret>`: an API token of this deployment.",
+        }
+    }
+    spec["security"] = [{"bearer": []}]
+    definitions = spec["definitions"]
+    definitions["rpcStatus"] = STATUS
+    definitions["protobufAny"] = ANY
+
+    path_fields = set()
+    paths = {}
+    for path, operations in spec["paths"].items():
+        new_path = re.sub(r"\{([a-z_]+)\}", lambda m: "{" + camel(m.group(1)) + "}", path)
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] in ("path", "query"):
+                    if parameter["in"] == "path":
+                        path_fields.add(camel(parameter["name"]))
+                    parameter["name"] = camel(parameter["name"])
+                if parameter.get("type") == "array" and parameter["in"] == "query":
+                    parameter["collectionFormat"] = "multi"
+                if parameter["in"] == "body":
+                    parameter["required"] = True
+            errors = dict(ERRORS)
+            if method != "get":
+                errors.update(WRITE_ERRORS)
+            for status, description in sorted(errors.items()):
+                operation["responses"][status] = {
+                    "description": description,
+                    "schema": {"$ref": "#/definitions/rpcStatus"},
+                }
+            operation["responses"]["200"]["description"] = "OK"
+            if "properties" in operation["responses"]["200"].get("schema", {}):
+                operation["responses"]["200"]["schema"] = {"type": "object", "properties": {}}
+        paths[new_path] = operations
+    spec["paths"] = paths
+
+    # A body field bound to the path is not part of the body: Envoy refuses
+    # a body that repeats it (reject_binding_body_field_collisions).
+    for operations in paths.values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                ref = parameter.get("schema", {}).get("$ref", "")
+                if parameter["in"] == "body" and ref:
+                    schema = definitions[ref.rsplit("/", 1)[1]]
+                    for field in path_fields:
+                        schema.get("properties", {}).pop(field, None)
+
+    with open(target, "w") as f:
+        json.dump(spec, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,174 @@
+"""Black-box REST tests: a real `tokend serve` behind a real Envoy running
+deploy/envoy/envoy.yaml. `.ci/rest` starts both and sets:
+
+  REST_URL      the sidecar, e.g. http://127.0.0.1:8080
+  GRPC_ADDR     tokend itself, e.g. 127.0.0.1:50051
+  REST_SECRET   an ORGANIZATION_OWNER secret of REST_ORG
+  REST_ORG      that organization
+  REST_DB       sqlite | postgres
+  REST_PG_URL   (postgres only) the admin URL and REST_PG_DB the database name
+
+Only the standard library talks HTTP, so a request here is exactly what curl
+would send.
+"""
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+BASE = os.environ.get("REST_URL", "http://127.0.0.1:8080")
+SECRET = os.environ.get("REST_SECRET", "")
+ORG = os.environ.get("REST_ORG", "org-rest")
+SEEDS = Path(__file__).parent / "seeds"
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:400]!r}>"
+
+
+def call(method, path, body=None, secret=None, headers=None, raw=None):
+    """One HTTP request through the sidecar. `secret=None` uses the bootstrap
+    owner; `secret=""` sends no Authorization header."""
+    if secret is None:
+        secret = SECRET
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(BASE + path, data=data, method=method)
+    if data is not None:
+        request.add_header("content-type", "application/json")
+    if secret:
+        request.add_header("authorization", f"Bearer {secret}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Response(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, error.headers, error.read())
+
+
+def ok(response, status=200):
+    assert response.status == status, response
+    return response.json
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create(name=None, type_="WORKSPACE", role="WORKSPACE_OPERATOR", entity=None, secret=None, **extra):
+    body = {"name": name or unique("t"), "type": type_, "role": role}
+    if type_ != "ORGANIZATION":
+        body["entityId"] = entity or unique("ws")
+    body.update(extra)
+    return ok(call("POST", f"/iam/v1beta1/organizations/{ORG}/tokens", body, secret=secret))
+
+
+def tokens_path(prefix="platform"):
+    return f"/{prefix}/v1beta1/organizations/{ORG}/tokens"
+
+
+def eventually(what, check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def seed_examples(name):
+    """Every JSON object in a seed document, biggest last. Seed 000 numbers
+    its example lines ("2 \"createdAt\": ..."), so leading numbers go."""
+    text = (SEEDS / name).read_text()
+    text = "\n".join(re.sub(r"^\d+(?=[\s{}\]\"])", "", line) for line in text.splitlines())
+    found = []
+    for start in [m.start() for m in re.finditer(r"\{", text)]:
+        depth = 0
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                try:
+                    found.append(json.loads(text[start : end + 1]))
+                except ValueError:
+                    pass
+                break
+    found = [f for f in found if isinstance(f, dict)]
+    return sorted(found, key=lambda f: len(json.dumps(f)))
+
+
+def kind_of(value):
+    """The JSON type of a value as the seeds describe it."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, str):
+        return "datetime" if RFC3339.match(value) else "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def shape(value):
+    """Key set and types, recursively: {"a": "string", "o": {...}, "l": [{...}]}."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        if isinstance(value[0], dict):
+            return [shape(value[0])]
+        return f"{kind_of(value[0])}[]"
+    return kind_of(value)
+
+
+def call_large(method, path, data, secret=None):
+    """Like `call` for a body the sidecar refuses before reading it all:
+    Envoy answers 413 and closes while the client is still sending, which
+    urllib reports as a reset. Send what the socket takes, then read the
+    answer that came back."""
+    import socket
+
+    host, port = urllib.parse.urlsplit(BASE).netloc.split(":")
+    head = (
+        f"{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"authorization: Bearer {SECRET if secret is None else secret}\r\n"
+        f"content-length: {len(data)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        try:
+            sock.sendall(head + data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    return Response(int(status_line.split()[1]), headers, body)
