@@ -1,39 +1,19 @@
 //! The command line: `token create`, `migrate`, `descriptor`, and `serve`
 //! stopping gracefully on SIGTERM.
 
-use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use prost::Message;
 use sea_orm::{ConnectionTrait, Statement};
 use tokend::domain::token::TokenType;
 use tokend::pb;
 use tokend::pb::basic_subject_profile::SubjectType;
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::both_databases;
 use crate::helpers::{
-    Db, ORG, TestApp, TestDb, bootstrap_token, eventually, organization_token, unknown_secret,
-    with_bearer,
+    Db, ORG, TestApp, TestDb, bootstrap_token, organization_token, unknown_secret, with_bearer,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_tokend");
-
-/// `tokend` with `args`, unaffected by the environment of the test run.
-fn tokend(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args).env_remove("RUST_LOG");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TOKEND_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+use crate::process::{Server, free_port, tokend};
 
 /// Runs `tokend` with `args` to completion, off the async runtime.
 async fn run(args: &[&str]) -> Output {
@@ -296,96 +276,6 @@ fn with_password(url: &str, password: &str) -> String {
     format!("{scheme}://{user}:{password}@{host}")
 }
 
-/// A free local port (bound, read, released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// A `tokend serve` process; killed if the test ends early.
-struct Server {
-    child: Option<Child>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(url: &str, listen: &str) -> Self {
-        Self::start_with(url, listen, &[], &[])
-    }
-
-    fn start_with(url: &str, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut args = vec![
-            "--database-url",
-            url,
-            "serve",
-            "--listen",
-            listen,
-            "--usage-flush-interval",
-            "1h",
-            "--health-check-interval",
-            "200ms",
-        ];
-        args.extend_from_slice(extra);
-        let mut command = tokend(&args);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tokend serve");
-        let mut pipe = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        });
-        Self {
-            child: Some(child),
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Sends SIGTERM and waits (at most 20 s) for the exit; returns the exit
-    /// code and everything the server wrote to stderr.
-    async fn terminate(mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "SIGTERM not delivered");
-        let wait = tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = child.try_wait().expect("wait") {
-                    return Ok(status);
-                }
-                if std::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err("tokend did not stop within 20 s of SIGTERM");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let status = wait.await.expect("join").unwrap_or_else(|e| panic!("{e}"));
-        let log = self.stderr.take().unwrap().join().expect("stderr reader");
-        (status.code(), log)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 async fn serve_stops_gracefully_on_sigterm_and_flushes_usage(db: Db) {
     let test_db = TestDb::create(db).await;
     let (token_id, secret) = bootstrap_token(
@@ -404,23 +294,8 @@ async fn serve_stops_gracefully_on_sigterm_and_flushes_usage(db: Db) {
     };
     let listen = format!("127.0.0.1:{}", free_port());
     let server = Server::start(&url, &listen);
-
-    let channel = Channel::from_shared(format!("http://{listen}"))
-        .expect("uri")
-        .connect_lazy();
-    eventually("tokend serve to report SERVING", || {
-        let mut health = HealthClient::new(channel.clone());
-        async move {
-            let answer = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .ok()?;
-            (answer.into_inner().status == ServingStatus::Serving as i32).then_some(())
-        }
-    })
-    .await;
+    server.wait_serving().await;
+    let channel = server.channel();
     let mut client = pb::api_token_service_client::ApiTokenServiceClient::new(channel);
     let own = client
         .get_api_token(with_bearer(
@@ -519,22 +394,8 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
         &["--log-format", "json", "--metrics-listen", &metrics],
         &[("RUST_LOG", "debug")],
     );
-    let channel = Channel::from_shared(format!("http://{listen}"))
-        .expect("uri")
-        .connect_lazy();
-    eventually("tokend serve to report SERVING", || {
-        let mut health = HealthClient::new(channel.clone());
-        async move {
-            let answer = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .ok()?;
-            (answer.into_inner().status == ServingStatus::Serving as i32).then_some(())
-        }
-    })
-    .await;
+    server.wait_serving().await;
+    let channel = server.channel();
     let mut client = pb::api_token_service_client::ApiTokenServiceClient::new(channel);
     let mut secrets = vec![secret.clone()];
     let created = client

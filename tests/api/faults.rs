@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use tokend::domain::token::TokenType;
 use tokend::pb;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, watch};
@@ -115,17 +114,8 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_or_unreachable_under_load() {
-    let db = TestDb::create(Db::Postgres).await;
+    let (db, token_id, secret) = database_with_owner(Db::Postgres, "bootstrap").await;
     let direct = db.url();
-    let (token_id, secret) = bootstrap_token(
-        &direct,
-        ORG,
-        "bootstrap",
-        TokenType::Organization,
-        "ORGANIZATION_OWNER",
-        "",
-    )
-    .await;
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let name = direct.rsplit('/').next().expect("db name").to_owned();
     let via_proxy = with_database(
@@ -175,7 +165,7 @@ async fn postgres_stopped_or_unreachable_under_load() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let started = Instant::now();
-                let code = if worker == 0 && n % 4 == 0 {
+                let code = if worker == 0 && n.is_multiple_of(4) {
                     let request =
                         with_bearer(&secret, organization_token(&format!("load {worker}-{n}")));
                     client.create_api_token(request).await.map(|_| ())

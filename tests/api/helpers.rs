@@ -261,6 +261,22 @@ pub fn test_settings(url: &str) -> Settings {
     settings
 }
 
+/// A fresh database holding one ORGANIZATION_OWNER token of [`ORG`] named
+/// `name`: the database, the token's id and its secret.
+pub async fn database_with_owner(db: Db, name: &str) -> (TestDb, String, String) {
+    let test_db = TestDb::create(db).await;
+    let (id, secret) = bootstrap_token(
+        &test_db.url(),
+        ORG,
+        name,
+        TokenType::Organization,
+        "ORGANIZATION_OWNER",
+        "",
+    )
+    .await;
+    (test_db, id, secret)
+}
+
 /// Writes a token straight to the store, as `tokend token create` does.
 pub async fn bootstrap_token(
     url: &str,

@@ -13,6 +13,7 @@ use crate::helpers::*;
 crate::both_databases!(
     failed_authentications_are_throttled_per_address,
     oversized_messages_and_headers_are_refused,
+    requests_that_do_not_decode_are_invalid_arguments,
 );
 
 /// Scrapes `/metrics` of `app`.
@@ -146,8 +147,13 @@ async fn oversized_messages_and_headers_are_refused(db: Db) {
         ))
         .await;
     assert!(result.is_err(), "huge header refused");
-    // The server is still up and serving.
-    app.get(&app.token_id).await.expect("still serving");
+    // The server is still up and serving. HTTP/2 may close the connection
+    // that carried the oversized header block, and the channel's next call
+    // can race its reconnection, so this waits for an answer.
+    eventually("the server to answer again", || async {
+        app.get(&app.token_id).await.ok()
+    })
+    .await;
     app.stop().await;
 }
 
@@ -420,4 +426,227 @@ async fn request_ids_are_echoed_or_made_up() {
     assert_eq!(id.len(), 24, "{id}");
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     app.stop().await;
+}
+
+/// ListApiTokensRequest with `workspace_id` (tag 2) as raw bytes, so that a
+/// test can send what no protobuf library would: a string that is not UTF-8.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawListRequest {
+    #[prost(string, tag = "1")]
+    organization_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    workspace_id: Vec<u8>,
+}
+
+async fn requests_that_do_not_decode_are_invalid_arguments(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let path = http::uri::PathAndQuery::from_static("/tokend.v1.ApiTokenService/ListApiTokens");
+    let codec = tonic_prost::ProstCodec::<RawListRequest, pb::ListApiTokensResponse>::default();
+    let raw = RawListRequest {
+        organization_id: ORG.into(),
+        workspace_id: vec![b'w', 0xff, 0xfe],
+    };
+    grpc.ready().await.expect("ready");
+    let result = grpc
+        .unary(app.req(raw.clone()), path.clone(), codec.clone())
+        .await;
+    // Not INTERNAL (tonic's default for a decode failure): the caller's
+    // mistake, named by its JSON field name.
+    let status = assert_invalid(result, "workspaceId");
+    assert!(status.message().contains("UTF-8"), "{status:?}");
+    // Valid UTF-8 through the same raw path is an ordinary, empty listing.
+    let fine = RawListRequest {
+        workspace_id: b"ws-none".to_vec(),
+        ..raw
+    };
+    grpc.ready().await.expect("ready");
+    let listed = grpc.unary(app.req(fine), path, codec).await.expect("list");
+    assert_eq!(listed.into_inner().total_count, 0);
+}
+
+/// HTTP/2 limits as a peer sees them: the server advertises the configured
+/// MAX_CONCURRENT_STREAMS, and a connection that stops answering keepalive
+/// PINGs is closed (a half-dead client or NAT entry does not hold a slot).
+#[tokio::test]
+async fn http2_stream_cap_and_keepalive_are_enforced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(Db::Sqlite, |s| {
+        s.limits.max_concurrent_streams = 7;
+        s.limits.keepalive_interval = Duration::from_millis(200);
+        s.limits.keepalive_timeout = Duration::from_millis(300);
+    })
+    .await;
+
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (send, connection) = h2::client::handshake(tcp).await.expect("handshake");
+    let driver = tokio::spawn(connection);
+    let send = send.ready().await.expect("ready");
+    let advertised = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let streams = send.current_max_send_streams();
+            if streams == 7 || Instant::now() > deadline {
+                break streams;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert_eq!(
+        advertised, 7,
+        "MAX_CONCURRENT_STREAMS the server advertised"
+    );
+    // A client that answers PINGs (h2 does) keeps its connection.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!driver.is_finished(), "a live client lost its connection");
+    drop(send);
+
+    // A raw peer: the preface and an empty SETTINGS frame, then silence.
+    let mut raw = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface");
+    let started = Instant::now();
+    let (mut pings, mut buffer) = (0, Vec::new());
+    let closed = loop {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(10), raw.read(&mut chunk)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
+        }
+        // Count whole frames: 9-byte header (24-bit length, type, ...).
+        while buffer.len() >= 9 {
+            let length = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
+            if buffer.len() < 9 + length {
+                break;
+            }
+            if buffer[3] == 0x6 && buffer[4] & 0x1 == 0 {
+                pings += 1;
+            }
+            buffer.drain(..9 + length);
+        }
+    };
+    assert!(pings >= 1, "the server never sent a keepalive PING");
+    assert!(closed, "a peer that ignores PINGs was not disconnected");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "disconnected only after {:?}",
+        started.elapsed()
+    );
+}
+
+/// One gRPC call made by hand over HTTP/2 with `body` as its request body
+/// (already framed), returning the grpc-status code and message: for
+/// framings tonic's client never produces.
+async fn raw_call(app: &TestApp, path: &str, body: Vec<u8>) -> (i32, String) {
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (send, connection) = h2::client::handshake(tcp).await.expect("handshake");
+    tokio::spawn(connection);
+    let mut send = send.ready().await.expect("ready");
+    let request = http::Request::post(format!("http://{}{path}", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", app.secret))
+        .body(())
+        .expect("request");
+    let (response, mut stream) = send.send_request(request, false).expect("send");
+    stream
+        .send_data(prost::bytes::Bytes::from(body), true)
+        .expect("body");
+    let response = response.await.expect("response");
+    let mut headers = response.headers().clone();
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    if let Some(trailers) = body.trailers().await.expect("trailers") {
+        headers.extend(trailers);
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let code = text("grpc-status").parse().expect("a grpc-status");
+    (code, percent_decoded(&text("grpc-message")))
+}
+
+/// grpc-message is percent-encoded on the wire.
+fn percent_decoded(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |b: Option<u8>| (b? as char).to_digit(16);
+        out.push(match b {
+            b'%' => match (hex(bytes.next()), hex(bytes.next())) {
+                (Some(high), Some(low)) => (high * 16 + low) as u8,
+                _ => b'?',
+            },
+            other => other,
+        });
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn framed(message: &impl prost::Message) -> Vec<u8> {
+    let payload = message.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// A unary call carrying two request messages is refused (tonic would read
+/// the second and silently drop it); broken framings get tonic's INTERNAL,
+/// which gRPC's compression spec requires for a compressed flag without an
+/// encoding; and the server keeps serving.
+#[tokio::test]
+async fn unary_calls_take_exactly_one_well_framed_message() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let path = "/tokend.v1.ApiTokenService/ListApiTokens";
+    let request = pb::ListApiTokensRequest {
+        organization_id: ORG.into(),
+        ..Default::default()
+    };
+    let one = framed(&request);
+    assert_eq!(raw_call(&app, path, one.clone()).await.0, 0, "one message");
+
+    let two = [one.clone(), one.clone()].concat();
+    let (code, message) = raw_call(&app, path, two).await;
+    assert_eq!(
+        code,
+        Code::InvalidArgument as i32,
+        "two messages: {message}"
+    );
+    assert!(message.contains("one request message"), "{message}");
+
+    let compressed_flag = [&[1u8][..], &one[1..]].concat();
+    let broken = [
+        ("empty body", Vec::new()),
+        ("frame cut short", one[..one.len() - 1].to_vec()),
+        ("header cut short", one[..3].to_vec()),
+        ("compressed flag without grpc-encoding", compressed_flag),
+        ("flag 7", [&[7u8][..], &one[1..]].concat()),
+    ];
+    for (case, body) in broken {
+        let (code, message) = raw_call(&app, path, body).await;
+        assert_eq!(code, Code::Internal as i32, "{case}: {message}");
+    }
+    assert_eq!(raw_call(&app, path, one).await.0, 0, "still serving");
 }

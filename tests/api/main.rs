@@ -3,19 +3,23 @@
 //! PostgreSQL (`both_databases!`); one module per capability.
 
 pub mod helpers;
+pub mod process;
 
 mod audit;
 mod auth;
 mod authz;
 mod cli;
+mod crash;
 mod create;
 mod faults;
 mod get;
 mod health;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod list;
 mod lookup;
 mod reflection;
 mod replicas;
+mod shutdown;
 mod tls;

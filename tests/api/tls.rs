@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokend::config::TlsFiles;
-use tokend::domain::token::TokenType;
 use tokend::pb;
 use tokend::pb::api_token_service_client::ApiTokenServiceClient;
 use tokend::server::Application;
@@ -63,17 +62,8 @@ async fn start(
     server_ca: &Ca,
     client_ca: Option<&Ca>,
 ) -> (SocketAddr, String, Replica, TestDb) {
-    let db = TestDb::create(Db::Sqlite).await;
+    let (db, _, secret) = database_with_owner(Db::Sqlite, "bootstrap").await;
     let url = db.url();
-    let (_, secret) = bootstrap_token(
-        &url,
-        ORG,
-        "bootstrap",
-        TokenType::Organization,
-        "ORGANIZATION_OWNER",
-        "",
-    )
-    .await;
     let (cert, key) = leaf(server_ca, &["localhost", "127.0.0.1"], false);
     let files = TlsFiles {
         cert: write(dir, "server.pem", &cert),

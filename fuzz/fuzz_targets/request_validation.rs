@@ -1,0 +1,104 @@
+//! Request validation as the handlers run it before the database: the first
+//! byte picks an RPC, the rest is decoded as its protobuf request (so the
+//! fuzzer explores the wire format and the validators together). Never
+//! panics; every refusal is INVALID_ARGUMENT naming at least one field, and
+//! what is accepted respects the contract's bounds.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use tokend::api::error::ApiError;
+use tokend::api::validate;
+use tokend::domain::ids::EntityId;
+use tokend::domain::token::TokenType;
+use tokend::pb;
+
+const NOW: i64 = 1_764_000_000;
+
+fn refused(err: ApiError) {
+    match err {
+        ApiError::InvalidArgument(violations) => {
+            assert!(!violations.is_empty());
+            assert!(violations.iter().all(|v| !v.field.is_empty()));
+        }
+        other => panic!("validation answered {other:?}, not INVALID_ARGUMENT"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, bytes)) = data.split_first() else {
+        return;
+    };
+    match which % 7 {
+        0 => {
+            if let Ok(req) = pb::ListApiTokensRequest::decode(bytes) {
+                match validate::list(&req) {
+                    Ok((_, query)) => {
+                        assert!(query.page.limit() <= 1000);
+                        assert!(query.filter.dag_tags.len() <= req.dag_tags.len());
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+        }
+        1 => {
+            if let Ok(req) = pb::CreateApiTokenRequest::decode(bytes) {
+                match validate::create(&req, NOW) {
+                    Ok(token) => {
+                        assert!(!token.name.as_str().trim().is_empty());
+                        if let Some(end) = token.end_at() {
+                            assert!(end > token.start_at);
+                        }
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+        }
+        2 => {
+            if let Ok(req) = pb::UpdateApiTokenRequest::decode(bytes) {
+                if let Err(e) = validate::update(&req) {
+                    refused(e);
+                }
+            }
+        }
+        3 => {
+            if let Ok(req) = pb::UpdateApiTokenRolesRequest::decode(bytes) {
+                for (token_type, entity) in [
+                    (TokenType::Organization, req.organization_id.as_str()),
+                    (TokenType::Workspace, "ws-1"),
+                    (TokenType::Deployment, "dep-1"),
+                ] {
+                    let Ok(entity) = EntityId::parse("entityId", entity) else {
+                        continue;
+                    };
+                    match validate::roles(&req, token_type, &entity) {
+                        Ok(set) => assert!(!set.bindings().is_empty()),
+                        Err(e) => refused(e),
+                    }
+                }
+            }
+        }
+        4 => {
+            if let Ok(req) = pb::RotateApiTokenRequest::decode(bytes) {
+                match validate::rotate(&req) {
+                    Ok(grace) => assert!((0..=86_400).contains(&grace.seconds())),
+                    Err(e) => refused(e),
+                }
+            }
+        }
+        5 => {
+            if let Ok(req) = pb::ListAuditEventsRequest::decode(bytes) {
+                if let Err(e) = validate::audit(&req) {
+                    refused(e);
+                }
+            }
+        }
+        _ => {
+            if let Ok(req) = pb::GetApiTokenRequest::decode(bytes) {
+                if let Err(e) = validate::path(&req.organization_id, &req.token_id) {
+                    refused(e);
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,421 @@
+//! Crash safety: `kill -9` of a real `tokend serve` in the middle of a burst
+//! of creates, role updates, rotates and deletes, several times over on one
+//! database, then a restart and a check of every acknowledged operation and
+//! of the tables' invariants. An operation that was in flight when the
+//! process died may or may not have happened, but never half.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Statement};
+use tokend::pb;
+use tokend::pb::api_token_service_client::ApiTokenServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::helpers::{Db, ORG, TestDb, database_with_owner, with_bearer, workspace_token};
+use crate::process::{Server, free_port};
+
+crate::both_databases!(kill_9_mid_burst_loses_nothing_acknowledged);
+
+const ROUNDS: usize = 5;
+const WORKERS: usize = 6;
+
+type Roles = BTreeSet<(i32, String, String, String)>;
+
+fn roles_of(roles: &[pb::ApiTokenRole]) -> Roles {
+    roles
+        .iter()
+        .map(|r| {
+            (
+                r.entity_type,
+                r.entity_id.clone(),
+                r.role.clone(),
+                r.deployment_id.clone(),
+            )
+        })
+        .collect()
+}
+
+/// What the server acknowledged about one token, and the one operation on
+/// it that may have been cut off.
+#[derive(Debug, Clone)]
+struct Expected {
+    id: String,
+    roles: Roles,
+    secret: String,
+    /// Secrets replaced by acknowledged rotates (grace 0 or 1 s): dead by
+    /// the time of the check.
+    old_secrets: Vec<String>,
+    deleted: bool,
+    in_flight: Option<Op>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Rotate,
+    Roles(Roles),
+    Delete,
+}
+
+#[derive(Default)]
+struct Ledger {
+    tokens: HashMap<String, Expected>,
+    /// Creates sent but never answered: their token may exist.
+    creates_in_flight: usize,
+    acknowledged: usize,
+}
+
+struct Burst {
+    client: ApiTokenServiceClient<Channel>,
+    secret: String,
+    ledger: Arc<Mutex<Ledger>>,
+    acks: Arc<AtomicUsize>,
+    killed: Arc<AtomicBool>,
+}
+
+impl Burst {
+    /// An error is only acceptable once the server is being killed; the
+    /// operation then stays in flight.
+    fn failed(&self, what: &str, status: tonic::Status) {
+        assert!(
+            self.killed.load(Ordering::SeqCst),
+            "{what} failed before the kill: {status:?}"
+        );
+    }
+
+    fn acknowledge(&self, update: impl FnOnce(&mut Ledger)) {
+        let mut ledger = self.ledger.lock().unwrap();
+        update(&mut ledger);
+        ledger.acknowledged += 1;
+        self.acks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One worker: its own tokens only, one operation at a time, until the
+    /// server dies under it.
+    async fn run(mut self, worker: usize, round: usize) {
+        let workspace = format!("ws-crash-{worker}");
+        let mut mine: Vec<String> = Vec::new();
+        for step in 0.. {
+            let pick = (step * 7 + worker) % mine.len().max(1);
+            let op = if mine.is_empty() { 0 } else { step % 5 };
+            match op {
+                0 | 1 => {
+                    let name = format!("crash-{round}-{worker}-{step}");
+                    let mut request = workspace_token(&name, &workspace);
+                    request.role = "WORKSPACE_OPERATOR".into();
+                    match self
+                        .client
+                        .create_api_token(with_bearer(&self.secret, request))
+                        .await
+                    {
+                        Ok(created) => {
+                            let created = created.into_inner();
+                            mine.push(created.id.clone());
+                            self.acknowledge(|l| {
+                                l.tokens.insert(
+                                    created.id.clone(),
+                                    Expected {
+                                        id: created.id.clone(),
+                                        roles: roles_of(&created.roles),
+                                        secret: created.token.clone(),
+                                        old_secrets: Vec::new(),
+                                        deleted: false,
+                                        in_flight: None,
+                                    },
+                                );
+                            });
+                        }
+                        Err(status) => {
+                            self.failed("create", status);
+                            self.ledger.lock().unwrap().creates_in_flight += 1;
+                            return;
+                        }
+                    }
+                }
+                2 => {
+                    let id = mine[pick].clone();
+                    self.mark(&id, Op::Rotate);
+                    let grace = if step % 2 == 0 { 0 } else { 1 };
+                    let request = pb::RotateApiTokenRequest {
+                        organization_id: ORG.into(),
+                        token_id: id.clone(),
+                        grace_period_seconds: grace,
+                    };
+                    match self
+                        .client
+                        .rotate_api_token(with_bearer(&self.secret, request))
+                        .await
+                    {
+                        Ok(rotated) => {
+                            let rotated = rotated.into_inner();
+                            self.acknowledge(|l| {
+                                let t = l.tokens.get_mut(&id).unwrap();
+                                let old = std::mem::replace(&mut t.secret, rotated.token.clone());
+                                t.old_secrets.push(old);
+                                t.in_flight = None;
+                            });
+                        }
+                        Err(status) => return self.failed("rotate", status),
+                    }
+                }
+                3 => {
+                    let id = mine[pick].clone();
+                    let roles = vec![
+                        pb::ApiTokenRole {
+                            entity_id: workspace.clone(),
+                            entity_type: pb::api_token_role::EntityType::Workspace as i32,
+                            role: if step % 2 == 0 {
+                                "WORKSPACE_AUTHOR"
+                            } else {
+                                "WORKSPACE_MEMBER"
+                            }
+                            .into(),
+                            deployment_id: String::new(),
+                        },
+                        pb::ApiTokenRole {
+                            entity_id: format!("dag-{step}"),
+                            entity_type: pb::api_token_role::EntityType::Dag as i32,
+                            role: "DAG_VIEWER".into(),
+                            deployment_id: "dep-crash".into(),
+                        },
+                    ];
+                    self.mark(&id, Op::Roles(roles_of(&roles)));
+                    let request = pb::UpdateApiTokenRolesRequest {
+                        organization_id: ORG.into(),
+                        token_id: id.clone(),
+                        roles,
+                    };
+                    match self
+                        .client
+                        .update_api_token_roles(with_bearer(&self.secret, request))
+                        .await
+                    {
+                        Ok(updated) => {
+                            let updated = roles_of(&updated.into_inner().roles);
+                            self.acknowledge(|l| {
+                                let t = l.tokens.get_mut(&id).unwrap();
+                                t.roles = updated;
+                                t.in_flight = None;
+                            });
+                        }
+                        Err(status) => return self.failed("update roles", status),
+                    }
+                }
+                _ => {
+                    let id = mine.swap_remove(pick);
+                    self.mark(&id, Op::Delete);
+                    let request = pb::DeleteApiTokenRequest {
+                        organization_id: ORG.into(),
+                        token_id: id.clone(),
+                    };
+                    match self
+                        .client
+                        .delete_api_token(with_bearer(&self.secret, request))
+                        .await
+                    {
+                        Ok(_) => self.acknowledge(|l| {
+                            let t = l.tokens.get_mut(&id).unwrap();
+                            t.deleted = true;
+                            t.in_flight = None;
+                        }),
+                        Err(status) => return self.failed("delete", status),
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark(&self, id: &str, op: Op) {
+        self.ledger
+            .lock()
+            .unwrap()
+            .tokens
+            .get_mut(id)
+            .unwrap()
+            .in_flight = Some(op);
+    }
+}
+
+async fn count(test_db: &TestDb, sql: &str) -> i64 {
+    let conn = test_db.connect().await;
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a row");
+    let n: i64 = row.try_get_by_index(0).expect("count");
+    let _ = conn.close().await;
+    n
+}
+
+async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
+    let (test_db, owner_id, secret) = database_with_owner(db, "owner").await;
+    let url = test_db.url();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+
+    for round in 0..ROUNDS {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let server = Server::start(&url, &listen);
+        server.wait_serving().await;
+        let acks = Arc::new(AtomicUsize::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let client = ApiTokenServiceClient::new(server.channel());
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                let burst = Burst {
+                    client: client.clone(),
+                    secret: secret.clone(),
+                    ledger: ledger.clone(),
+                    acks: acks.clone(),
+                    killed: killed.clone(),
+                };
+                tokio::spawn(burst.run(worker, round))
+            })
+            .collect();
+        // Kill at a different depth each round.
+        let target = 20 + 13 * round;
+        while acks.load(Ordering::SeqCst) < target {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        killed.store(true, Ordering::SeqCst);
+        let log = server.kill9();
+        for worker in workers {
+            worker.await.expect("worker panicked");
+        }
+        assert!(!log.contains("panicked"), "{log}");
+        let l = ledger.lock().unwrap();
+        eprintln!(
+            "{db:?} round {round}: killed after {} acknowledgements this round ({} in all, {} tokens known, {} in flight)",
+            acks.load(Ordering::SeqCst),
+            l.acknowledged,
+            l.tokens.len(),
+            l.tokens.values().filter(|t| t.in_flight.is_some()).count() + l.creates_in_flight
+        );
+        drop(l);
+    }
+
+    // Restart and check every acknowledged operation.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(&url, &listen);
+    server.wait_serving().await;
+    // Rotates used grace periods of at most 1 s.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut client = ApiTokenServiceClient::new(server.channel());
+    let ledger = Arc::try_unwrap(ledger)
+        .ok()
+        .expect("workers done")
+        .into_inner()
+        .unwrap();
+    let (mut live, mut checked_secrets) = (0, 0);
+    for t in ledger.tokens.values() {
+        let get = client
+            .get_api_token(with_bearer(
+                &secret,
+                pb::GetApiTokenRequest {
+                    organization_id: ORG.into(),
+                    token_id: t.id.clone(),
+                },
+            ))
+            .await;
+        let lookup = |s: &str| {
+            let mut client = client.clone();
+            let request = with_bearer(&secret, pb::ApiTokenSecret { token: s.into() });
+            async move { client.lookup_api_token(request).await.map(|_| ()) }
+        };
+        let exists = match (&get, &t.in_flight) {
+            (Err(status), _) if status.code() == Code::NotFound => {
+                assert!(
+                    t.deleted || matches!(t.in_flight, Some(Op::Delete)),
+                    "acknowledged token {} is gone: {t:?}",
+                    t.id
+                );
+                false
+            }
+            (Ok(found), in_flight) => {
+                assert!(!t.deleted, "acknowledged delete of {} undone", t.id);
+                let roles = roles_of(&found.get_ref().roles);
+                match in_flight {
+                    Some(Op::Roles(new)) => assert!(
+                        roles == t.roles || roles == *new,
+                        "{}: roles {roles:?} are neither the old nor the new set",
+                        t.id
+                    ),
+                    _ => assert_eq!(roles, t.roles, "{}: acknowledged roles", t.id),
+                }
+                true
+            }
+            (Err(status), _) => panic!("Get {}: {status:?}", t.id),
+        };
+        if exists {
+            live += 1;
+            let current = lookup(&t.secret).await;
+            match t.in_flight {
+                // A rotate that may have happened: the old secret may be dead.
+                Some(Op::Rotate) => {}
+                _ => assert!(current.is_ok(), "{}: acknowledged secret refused", t.id),
+            }
+        } else {
+            let refused = lookup(&t.secret).await.expect_err("deleted token's secret");
+            assert_eq!(refused.code(), Code::NotFound);
+        }
+        for old in &t.old_secrets {
+            let refused = lookup(old)
+                .await
+                .expect_err("a replaced secret still works");
+            assert_eq!(refused.code(), Code::NotFound, "{}", t.id);
+            checked_secrets += 1;
+        }
+    }
+
+    // Table invariants: nothing half-written.
+    let unknown = count(
+        &test_db,
+        &format!("SELECT COUNT(*) FROM api_tokens WHERE id <> '{owner_id}'"),
+    )
+    .await
+        - live;
+    assert!(
+        (0..=ledger.creates_in_flight as i64).contains(&unknown),
+        "{unknown} tokens nobody acknowledged, but only {} creates were cut off",
+        ledger.creates_in_flight
+    );
+    let checks = [
+        (
+            "tokens without roles",
+            "SELECT COUNT(*) FROM api_tokens t WHERE NOT EXISTS (SELECT 1 FROM api_token_roles r WHERE r.token_id = t.id)",
+        ),
+        (
+            "tokens without a secret",
+            "SELECT COUNT(*) FROM api_tokens t WHERE NOT EXISTS (SELECT 1 FROM api_token_secrets s WHERE s.token_id = t.id AND s.expires_at IS NULL)",
+        ),
+        (
+            "tokens with two secrets that never expire",
+            "SELECT COUNT(*) FROM (SELECT token_id FROM api_token_secrets WHERE expires_at IS NULL GROUP BY token_id HAVING COUNT(*) > 1) x",
+        ),
+        (
+            "roles of no token",
+            "SELECT COUNT(*) FROM api_token_roles r WHERE NOT EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = r.token_id)",
+        ),
+        (
+            "secrets of no token",
+            "SELECT COUNT(*) FROM api_token_secrets s WHERE NOT EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = s.token_id)",
+        ),
+        (
+            "per-scope counts that disagree with the tokens",
+            "SELECT COUNT(*) FROM api_token_counts c WHERE c.tokens <> (SELECT COUNT(*) FROM api_tokens t WHERE t.organization_id = c.organization_id AND t.token_type = c.token_type AND t.entity_id = c.entity_id AND t.kind = c.kind)",
+        ),
+    ];
+    for (what, sql) in checks {
+        assert_eq!(count(&test_db, sql).await, 0, "{what}");
+    }
+    eprintln!(
+        "{db:?}: {ROUNDS} kills; {} operations acknowledged; {} tokens checked ({live} live), {checked_secrets} replaced secrets refused, {unknown} unacknowledged creates found complete",
+        ledger.acknowledged,
+        ledger.tokens.len()
+    );
+    let (code, log) = server.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+}
