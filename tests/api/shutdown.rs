@@ -63,12 +63,7 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
     // Warm the owner's credential so the held creates wait only on the lock.
     client
         .clone()
-        .lookup_api_token(with_bearer(
-            &secret,
-            pb::ApiTokenSecret {
-                token: secret.clone(),
-            },
-        ))
+        .lookup_api_token(self_lookup(&secret))
         .await
         .expect("warm-up");
 
@@ -131,12 +126,7 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
                 let (mut before, mut after) = (0u32, 0u32);
                 loop {
                     let sent = Instant::now();
-                    let request = with_bearer(
-                        &reader,
-                        pb::ApiTokenSecret {
-                            token: reader.clone(),
-                        },
-                    );
+                    let request = self_lookup(&reader);
                     let result = client.lookup_api_token(request).await;
                     let signalled = signal_time.get().copied();
                     match (result, signalled) {
@@ -354,12 +344,7 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
     server.wait_serving().await;
     let mut client = ApiTokenServiceClient::new(server.channel());
     client
-        .lookup_api_token(with_bearer(
-            &secret,
-            pb::ApiTokenSecret {
-                token: secret.clone(),
-            },
-        ))
+        .lookup_api_token(self_lookup(&secret))
         .await
         .expect("warm-up");
     let lock = Database::connect(url.as_str()).await.expect("connect");
@@ -370,12 +355,7 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
     // A read still works under the writer's lock and leaves a use that the
     // final flush cannot write.
     client
-        .lookup_api_token(with_bearer(
-            &secret,
-            pb::ApiTokenSecret {
-                token: secret.clone(),
-            },
-        ))
+        .lookup_api_token(self_lookup(&secret))
         .await
         .expect("a lookup under the lock");
     let stuck = {
@@ -402,4 +382,14 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
         "the stuck create was answered OK"
     );
     drop(held);
+}
+
+/// A Lookup of the caller's own secret, authenticated by it.
+fn self_lookup(secret: &str) -> tonic::Request<pb::ApiTokenSecret> {
+    with_bearer(
+        secret,
+        pb::ApiTokenSecret {
+            token: secret.to_owned(),
+        },
+    )
 }
