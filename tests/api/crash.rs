@@ -361,6 +361,27 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
             let refused = lookup(&t.secret).await.expect_err("deleted token's secret");
             assert_eq!(refused.code(), Code::NotFound);
         }
+        // The audit trail is written in the write's own transaction: one
+        // event per acknowledged operation, give or take the one cut off.
+        let events = |action: &str| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM audit_events WHERE token_id = '{}' AND action = '{action}'",
+                t.id
+            );
+            let test_db = &test_db;
+            async move { count(test_db, &sql).await }
+        };
+        assert_eq!(events("CREATE").await, 1, "{}: CREATE events", t.id);
+        let rotated = t.old_secrets.len() as i64;
+        let rotates = events("ROTATE").await;
+        let may_have_rotated = i64::from(matches!(t.in_flight, Some(Op::Rotate)));
+        assert!(
+            (rotated..=rotated + may_have_rotated).contains(&rotates),
+            "{}: {rotates} ROTATE events for {rotated} acknowledged rotates",
+            t.id
+        );
+        let deletes = events("DELETE").await;
+        assert_eq!(deletes, i64::from(!exists), "{}: DELETE events", t.id);
         for old in &t.old_secrets {
             let refused = lookup(old)
                 .await
@@ -394,6 +415,10 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
         (
             "tokens with two secrets that never expire",
             "SELECT COUNT(*) FROM (SELECT token_id FROM api_token_secrets WHERE expires_at IS NULL GROUP BY token_id HAVING COUNT(*) > 1) x",
+        ),
+        (
+            "tokens without their CREATE event",
+            "SELECT COUNT(*) FROM api_tokens t WHERE NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.token_id = t.id AND e.action = 'CREATE')",
         ),
         (
             "roles of no token",
