@@ -69,12 +69,14 @@ pub struct FailureRecord {
 impl Store {
     /// One page of the events of token `id` in `org`, newest first, and how
     /// many there are.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "list_audit_events", system = self.kind.as_str()))]
     pub async fn list_audit_events(
         &self,
         org: &OrganizationId,
         id: &TokenId,
         page: Page,
     ) -> Result<(Vec<AuditEvent>, u64), StoreError> {
+        let _timer = super::DbTimer::start();
         let select = audit_event::Entity::find()
             .filter(audit_event::Column::OrganizationId.eq(org.as_str()))
             .filter(audit_event::Column::TokenId.eq(id.as_str()));
@@ -97,11 +99,13 @@ impl Store {
 
     /// The scope token `id` of `org` had when its last event was written:
     /// how ListAuditEvents authorizes reading the trail of a deleted token.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "last_audited_scope", system = self.kind.as_str()))]
     pub async fn last_audited_scope(
         &self,
         org: &OrganizationId,
         id: &TokenId,
     ) -> Result<Option<(TokenType, EntityId)>, StoreError> {
+        let _timer = super::DbTimer::start();
         let row = audit_event::Entity::find()
             .filter(audit_event::Column::OrganizationId.eq(org.as_str()))
             .filter(audit_event::Column::TokenId.eq(id.as_str()))
@@ -119,7 +123,9 @@ impl Store {
     /// token are attributed to it (and show in its trail); the rest are kept
     /// per client address without a token, so random ids cannot grow the
     /// table by more than one row per address and flush.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "record_auth_failures", system = self.kind.as_str()))]
     pub async fn record_auth_failures(&self, records: &[FailureRecord]) -> Result<(), StoreError> {
+        let _timer = super::DbTimer::start();
         if records.is_empty() {
             return Ok(());
         }

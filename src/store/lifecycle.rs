@@ -25,12 +25,14 @@ use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenKind, TokenUpdat
 
 impl Store {
     /// Applies `update` to the token behind `head`; `None` if it is gone.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "update_token", system = self.kind.as_str()))]
     pub async fn update_token(
         &self,
         head: &TokenHead,
         update: &TokenUpdate,
         actor: &Actor<'_>,
     ) -> Result<Option<ApiToken>, StoreError> {
+        let _timer = super::DbTimer::start();
         let mut sets: Vec<(api_token::Column, SimpleExpr)> = Vec::new();
         let mut changes = Vec::new();
         if let Some(name) = &update.name {
@@ -64,12 +66,14 @@ impl Store {
     }
 
     /// Replaces every role of the token behind `head` with `roles`.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "replace_roles", system = self.kind.as_str()))]
     pub async fn replace_roles(
         &self,
         head: &TokenHead,
         roles: &RoleSet,
         actor: &Actor<'_>,
     ) -> Result<Option<ApiToken>, StoreError> {
+        let _timer = super::DbTimer::start();
         let Some(txn) = self.begin_mutation(head, actor, Vec::new()).await? else {
             return Ok(None);
         };
@@ -101,6 +105,7 @@ impl Store {
     /// Makes `digest` the token's only current secret. Every older secret
     /// stops working at once (`grace` 0) or works for at most `grace` more
     /// seconds; secrets whose grace has ended are removed.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "rotate_secret", system = self.kind.as_str()))]
     pub async fn rotate_secret(
         &self,
         head: &TokenHead,
@@ -109,6 +114,7 @@ impl Store {
         grace: GracePeriod,
         actor: &Actor<'_>,
     ) -> Result<Option<ApiToken>, StoreError> {
+        let _timer = super::DbTimer::start();
         let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
         let Some(txn) = self.begin_mutation(head, actor, sets).await? else {
             return Ok(None);
@@ -160,11 +166,13 @@ impl Store {
 
     /// Deletes the token behind `head` with its secrets and roles (its audit
     /// events stay). `false` if it was already gone.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "delete_token", system = self.kind.as_str()))]
     pub async fn delete_token(
         &self,
         head: &TokenHead,
         actor: &Actor<'_>,
     ) -> Result<bool, StoreError> {
+        let _timer = super::DbTimer::start();
         let txn = self.write.begin().await?;
         let deleted = api_token::Entity::delete_many()
             .filter(api_token::Column::Id.eq(head.id.as_str()))

@@ -32,12 +32,14 @@ pub struct ListStatements {
 impl Store {
     /// One page of the tokens of `org` matching `query` that `visibility`
     /// lets the caller see, and how many match in all.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "list_tokens", system = self.kind.as_str()))]
     pub async fn list_tokens(
         &self,
         org: &OrganizationId,
         query: &ListQuery,
         visibility: &Visibility,
     ) -> Result<(Vec<ApiToken>, u64), StoreError> {
+        let _timer = super::DbTimer::start();
         let matching = matching(org, &query.filter, visibility);
         let total: i64 = match counted(org, &query.filter, visibility) {
             Some(counts) => counts.into_tuple().one(&self.read).await?,

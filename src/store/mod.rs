@@ -213,7 +213,9 @@ impl Store {
     /// Applies pending migrations in one transaction. On PostgreSQL a
     /// transaction-scoped advisory lock makes replicas that start together
     /// apply them once, one after the other.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "migrate", system = self.kind.as_str()))]
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let _timer = DbTimer::start();
         let txn = self.write.begin().await?;
         if self.kind == DatabaseKind::Postgres {
             // Arbitrary constant: "tokend" in ASCII.
@@ -227,7 +229,9 @@ impl Store {
 
     /// Answers whether the database serves queries right now: a trivial
     /// query, and for SQLite, that the file is still the one opened.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "ping", system = self.kind.as_str()))]
     pub async fn ping(&self) -> Result<(), StoreError> {
+        let _timer = DbTimer::start();
         self.read.execute_unprepared("SELECT 1").await?;
         if let Some(file) = &self.sqlite_file
             && SqliteFile::identity_of(&file.path) != file.identity
@@ -277,5 +281,25 @@ impl Store {
 
     fn backend(&self) -> DbBackend {
         self.write.get_database_backend()
+    }
+}
+
+/// Logs at debug level, inside the operation's `db` span, how long a
+/// database operation took; also when the caller gave up on it first (a
+/// deadline), since the span is entered when its future is dropped.
+struct DbTimer(std::time::Instant);
+
+impl DbTimer {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Drop for DbTimer {
+    fn drop(&mut self) {
+        tracing::debug!(
+            elapsed_us = self.0.elapsed().as_micros() as u64,
+            "database call finished"
+        );
     }
 }

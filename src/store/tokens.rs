@@ -103,11 +103,13 @@ pub struct CreateRecord<'a> {
 impl Store {
     /// Writes a new token, its secret digest, its role and its creator in
     /// one transaction, and returns the token as stored.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "create_token", system = self.kind.as_str()))]
     pub async fn create_token(
         &self,
         new: &NewToken,
         record: &CreateRecord<'_>,
     ) -> Result<ApiToken, StoreError> {
+        let _timer = super::DbTimer::start();
         let txn = self.write.begin().await?;
         upsert_subject(&txn, record.creator).await?;
         let end_at = new.end_at();
@@ -207,11 +209,13 @@ impl Store {
     }
 
     /// The token `id` of organization `org`, if it exists.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "get_token", system = self.kind.as_str()))]
     pub async fn get_token(
         &self,
         org: &OrganizationId,
         id: &TokenId,
     ) -> Result<Option<ApiToken>, StoreError> {
+        let _timer = super::DbTimer::start();
         match self.find_head(org, id).await? {
             Some(head) => self.complete(head).await.map(Some),
             None => Ok(None),
@@ -222,11 +226,13 @@ impl Store {
     /// primary-key lookup, the same cost whether the token is absent, in
     /// another organization or present, so authorization can decide before
     /// anything else is read.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "find_head", system = self.kind.as_str()))]
     pub async fn find_head(
         &self,
         org: &OrganizationId,
         id: &TokenId,
     ) -> Result<Option<TokenHead>, StoreError> {
+        let _timer = super::DbTimer::start();
         let row = api_token::Entity::find_by_id(id.as_str())
             .filter(api_token::Column::OrganizationId.eq(org.as_str()))
             .one(&self.read)
@@ -235,7 +241,9 @@ impl Store {
     }
 
     /// The whole token behind `head`.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "complete", system = self.kind.as_str()))]
     pub async fn complete(&self, head: TokenHead) -> Result<ApiToken, StoreError> {
+        let _timer = super::DbTimer::start();
         let id = head.row.id.clone();
         self.hydrate(vec![head.row])
             .await?
@@ -244,10 +252,12 @@ impl Store {
     }
 
     /// The token one of whose secrets has `digest`, if any.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "find_by_digest", system = self.kind.as_str()))]
     pub async fn find_by_digest(
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<DigestMatch>, StoreError> {
+        let _timer = super::DbTimer::start();
         let Some(secret) = api_token_secret::Entity::find_by_id(digest.as_bytes().to_vec())
             .one(&self.read)
             .await?

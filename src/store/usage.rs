@@ -24,7 +24,9 @@ impl Store {
     /// Writes the latest use of each token in `records` (at most one record
     /// per token), never moving `last_used_at` backwards, so replicas that
     /// flush in any order converge on the newest use. Returns rows changed.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "record_usage", system = self.kind.as_str()))]
     pub async fn record_usage(&self, records: &[UsageRecord]) -> Result<u64, StoreError> {
+        let _timer = super::DbTimer::start();
         let mut changed = 0;
         for chunk in records.chunks(BATCH) {
             let statement = usage_statement(self.backend(), chunk);

@@ -493,6 +493,19 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
         log.lines().any(|l| l.contains("test-req-42")),
         "the client's request id is in the logs:\n{log}"
     );
+    // Database calls run in `db` spans, inside the call's span, and say
+    // how long they took.
+    let create_db_call = log.lines().find(|l| {
+        l.contains("database call finished")
+            && l.contains(r#""op":"create_token""#)
+            && l.contains(r#""name":"call""#)
+    });
+    let create_db_call = create_db_call
+        .unwrap_or_else(|| panic!("no timed db span for the create in the logs:\n{log}"));
+    assert!(
+        create_db_call.contains(r#""elapsed_us":"#),
+        "{create_db_call}"
+    );
     for secret in &secrets {
         let random = secret.rsplit_once('.').expect("secret shape").1;
         for (what, haystack) in [("logs", &log), ("metrics", &text)] {
