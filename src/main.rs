@@ -18,7 +18,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tokend::commands::run(cli)) {
+    let result = runtime.block_on(tokend::commands::run(cli));
+    // Dropping the runtime would wait for every blocking task without end
+    // (a hung name lookup, say): the exit must not outlast the shutdown
+    // grace period by more than this.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "tokend failed");

@@ -178,17 +178,19 @@ impl Application {
             database = settings.database_url.kind().as_str(),
             "tokend serving"
         );
-        let draining = Arc::new(Notify::new());
+        // Notified the moment shutdown is asked for: the grace period counts
+        // from then.
+        let stopping = Arc::new(Notify::new());
         let signal = {
-            let draining = draining.clone();
+            let stopping = stopping.clone();
             async move {
                 shutdown.await;
+                stopping.notify_one();
                 tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
                 let _ = stop_tx.send(true);
                 // The health task sets NOT_SERVING and ends the health
-                // watches as its last act.
+                // watches as its last act; then the listener closes.
                 let _ = health_task.await;
-                draining.notify_one();
             }
         };
         let limits = settings.limits;
@@ -216,12 +218,12 @@ impl Application {
             );
         let grace = settings.shutdown_grace_period;
         let (drain, wind_down) = shutdown_budget(grace);
-        let mut drain_started = None;
+        let mut stop_started = None;
         let served = tokio::select! {
             served = serve => served,
             () = async {
-                draining.notified().await;
-                drain_started = Some(Instant::now());
+                stopping.notified().await;
+                stop_started = Some(Instant::now());
                 tokio::time::sleep(drain).await;
             } => {
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over: abandoning calls still in flight");
@@ -230,7 +232,7 @@ impl Application {
         };
         // Whatever the database does, the process is gone by the end of the
         // grace period: the last flush and the pool's close get what is left.
-        let left = drain_started.map_or(wind_down, |started| {
+        let left = stop_started.map_or(wind_down, |started| {
             grace.saturating_sub(started.elapsed()).max(wind_down)
         });
         let finished = tokio::time::timeout(left, async {
