@@ -56,13 +56,19 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             if let Ok(req) = pb::UpdateApiTokenRequest::decode(bytes) {
-                if let Err(e) = validate::update(&req) {
+                if let Err(e) = validate::path(&req.organization_id, &req.token_id)
+                    .and_then(|_| validate::update(&req))
+                {
                     refused(e);
                 }
             }
         }
         3 => {
             if let Ok(req) = pb::UpdateApiTokenRolesRequest::decode(bytes) {
+                let org = match validate::path(&req.organization_id, &req.token_id) {
+                    Ok((org, _)) => org,
+                    Err(e) => return refused(e),
+                };
                 for (token_type, entity) in [
                     (TokenType::Organization, req.organization_id.as_str()),
                     (TokenType::Workspace, "ws-1"),
@@ -71,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
                     let Ok(entity) = EntityId::parse("entityId", entity) else {
                         continue;
                     };
-                    match validate::roles(&req, token_type, &entity) {
+                    match validate::roles(&req, &org, token_type, &entity) {
                         Ok(set) => assert!(!set.bindings().is_empty()),
                         Err(e) => refused(e),
                     }
@@ -80,7 +86,9 @@ fuzz_target!(|data: &[u8]| {
         }
         4 => {
             if let Ok(req) = pb::RotateApiTokenRequest::decode(bytes) {
-                match validate::rotate(&req) {
+                match validate::path(&req.organization_id, &req.token_id)
+                    .and_then(|_| validate::rotate(&req))
+                {
                     Ok(grace) => assert!((0..=86_400).contains(&grace.seconds())),
                     Err(e) => refused(e),
                 }
@@ -88,7 +96,9 @@ fuzz_target!(|data: &[u8]| {
         }
         5 => {
             if let Ok(req) = pb::ListAuditEventsRequest::decode(bytes) {
-                if let Err(e) = validate::audit(&req) {
+                if let Err(e) = validate::path(&req.organization_id, &req.token_id)
+                    .and_then(|_| validate::audit_page(&req))
+                {
                     refused(e);
                 }
             }

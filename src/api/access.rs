@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::auth::Caller;
 use crate::domain::audit::Actor;
-use crate::domain::ids::{OrganizationId, TokenId};
+use crate::domain::ids::OrganizationId;
 use crate::domain::permission::{self, Action};
 use crate::domain::subject::Subject;
 use crate::store::TokenHead;
@@ -32,8 +32,7 @@ pub async fn authorized_head(
     token_id: &str,
     action: Action,
 ) -> Result<(OrganizationId, TokenHead), ApiError> {
-    let org = organization(organization_id)?;
-    let id = TokenId::parse_requested("tokenId", token_id)?;
+    let (org, id) = super::validate::path(organization_id, token_id)?;
     let head = state
         .store
         .find_head(&org, &id)

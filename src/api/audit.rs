@@ -3,11 +3,10 @@
 use tonic::Request;
 
 use super::AppState;
-use super::access::{TOKEN, organization};
+use super::access::TOKEN;
 use super::convert;
 use super::error::ApiError;
-use crate::domain::ids::TokenId;
-use crate::domain::list::Page;
+use super::validate;
 use crate::domain::permission::{self, Action, TokenScope};
 use crate::pb;
 
@@ -19,9 +18,8 @@ pub(super) async fn list(
 ) -> Result<pb::ListAuditEventsResponse, ApiError> {
     let caller = state.auth.authenticate(&request).await?;
     let req = request.into_inner();
-    let org = organization(&req.organization_id)?;
-    let id = TokenId::parse_requested("tokenId", &req.token_id)?;
-    let page = Page::parse(req.offset, req.limit)?;
+    let (org, id) = validate::path(&req.organization_id, &req.token_id)?;
+    let page = validate::audit_page(&req)?;
     let scope = match state.store.find_head(&org, &id).await? {
         Some(head) => Some((head.token_type, head.entity_id)),
         None => state.store.last_audited_scope(&org, &id).await?,

@@ -8,74 +8,7 @@ pub mod error;
 mod read;
 mod write;
 
-/// Request validation as the handlers do it before touching the database:
-/// pure functions of the request message (and, for roles, of the token they
-/// apply to). Public for the fuzz targets (`fuzz/`).
-pub mod validate {
-    use super::error::ApiError;
-    use crate::domain::ids::{EntityId, OrganizationId, TokenId};
-    use crate::domain::list::{ListQuery, Page};
-    use crate::domain::token::{GracePeriod, NewToken, RoleSet, TokenType, TokenUpdate};
-    use crate::pb;
-
-    /// `organizationId` and `tokenId` of a token route.
-    pub fn path(
-        organization_id: &str,
-        token_id: &str,
-    ) -> Result<(OrganizationId, TokenId), ApiError> {
-        Ok((
-            OrganizationId::parse("organizationId", organization_id)?,
-            TokenId::parse_requested("tokenId", token_id)?,
-        ))
-    }
-
-    /// ListApiTokens.
-    pub fn list(req: &pb::ListApiTokensRequest) -> Result<(OrganizationId, ListQuery), ApiError> {
-        Ok((
-            OrganizationId::parse("organizationId", &req.organization_id)?,
-            super::read::list_query(req)?,
-        ))
-    }
-
-    /// CreateApiToken at Unix time `now`.
-    pub fn create(req: &pb::CreateApiTokenRequest, now: i64) -> Result<NewToken, ApiError> {
-        let org = OrganizationId::parse("organizationId", &req.organization_id)?;
-        super::write::parse_create(req, org, now)
-    }
-
-    /// UpdateApiToken.
-    pub fn update(req: &pb::UpdateApiTokenRequest) -> Result<TokenUpdate, ApiError> {
-        path(&req.organization_id, &req.token_id)?;
-        Ok(TokenUpdate::parse(
-            req.name.as_deref(),
-            req.description.as_deref(),
-            req.enabled,
-        )?)
-    }
-
-    /// UpdateApiTokenRoles for a token of `token_type` belonging to `entity_id`.
-    pub fn roles(
-        req: &pb::UpdateApiTokenRolesRequest,
-        token_type: TokenType,
-        entity_id: &EntityId,
-    ) -> Result<RoleSet, ApiError> {
-        let (org, _) = path(&req.organization_id, &req.token_id)?;
-        let bindings = super::convert::roles_from_pb(&req.roles)?;
-        Ok(RoleSet::parse(&org, token_type, entity_id, bindings)?)
-    }
-
-    /// RotateApiToken.
-    pub fn rotate(req: &pb::RotateApiTokenRequest) -> Result<GracePeriod, ApiError> {
-        path(&req.organization_id, &req.token_id)?;
-        Ok(GracePeriod::parse(req.grace_period_seconds)?)
-    }
-
-    /// ListAuditEvents.
-    pub fn audit(req: &pb::ListAuditEventsRequest) -> Result<Page, ApiError> {
-        path(&req.organization_id, &req.token_id)?;
-        Ok(Page::parse(req.offset, req.limit)?)
-    }
-}
+pub mod validate;
 
 use std::future::Future;
 use std::sync::Arc;

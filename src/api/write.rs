@@ -4,15 +4,16 @@ use tonic::Request;
 
 use super::AppState;
 use super::access::{TOKEN, actor, authorized_head, organization};
-use super::convert::{self, kind_from_pb, roles_from_pb, seconds_from_pb, token_type_from_pb};
+use super::convert::{self, kind_from_pb, seconds_from_pb, token_type_from_pb};
 use super::error::ApiError;
+use super::validate;
 use crate::auth::Caller;
 use crate::domain::Violations;
 use crate::domain::permission::{self, Action, Denied, TokenScope};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::TokenSecret;
 use crate::domain::time::now_seconds;
-use crate::domain::token::{CreateTokenInput, GracePeriod, NewToken, RoleSet, TokenUpdate};
+use crate::domain::token::{CreateTokenInput, NewToken};
 use crate::issue::{IssueError, issue};
 use crate::pb;
 use crate::store::StoreError;
@@ -118,7 +119,7 @@ pub(super) async fn update(
         Action::Update,
     )
     .await?;
-    let update = TokenUpdate::parse(req.name.as_deref(), req.description.as_deref(), req.enabled)?;
+    let update = validate::update(&req)?;
     let subject = caller.subject();
     let result = state
         .store
@@ -148,8 +149,7 @@ pub(super) async fn update_roles(
         Action::UpdateRoles,
     )
     .await?;
-    let bindings = roles_from_pb(&req.roles)?;
-    let roles = RoleSet::parse(&org, head.token_type, &head.entity_id, bindings)?;
+    let roles = validate::roles(&req, &org, head.token_type, &head.entity_id)?;
     check_grants(&caller, roles.bindings())?;
     let subject = caller.subject();
     let result = state
@@ -177,7 +177,7 @@ pub(super) async fn rotate(
         Action::Rotate,
     )
     .await?;
-    let grace = GracePeriod::parse(req.grace_period_seconds)?;
+    let grace = validate::rotate(&req)?;
     let secret = TokenSecret::generate(head.id.clone())
         .map_err(|e| ApiError::Internal(format!("OS random source failed: {e}")))?;
     let prefix = state.auth.prefix();
