@@ -13,10 +13,10 @@ use crate::domain::permission::{self, Action, Denied, TokenScope};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::TokenSecret;
 use crate::domain::time::now_seconds;
-use crate::domain::token::{CreateTokenInput, NewToken};
+use crate::domain::token::{ApiToken, CreateTokenInput, NewToken};
 use crate::issue::{IssueError, issue};
 use crate::pb;
-use crate::store::StoreError;
+use crate::store::{Mutated, RoleGuard, StoreError};
 
 /// CreateApiToken: the response carries the secret, once.
 pub(super) async fn create(
@@ -121,15 +121,23 @@ pub(super) async fn update(
     .await?;
     let update = validate::update(&req)?;
     let subject = caller.subject();
+    // Re-enabling hands a secret back out: only a caller that could grant
+    // every role the token holds may do it. Disabling, renaming and
+    // describing hand out nothing.
+    let grants = |roles: &[RoleBinding]| ungrantable(&caller, roles);
+    let guard: Option<RoleGuard<'_>> = (update.enabled == Some(true)).then_some(&grants);
     let result = state
         .store
-        .update_token(&head, &update, &actor(&caller, &subject, now_seconds()))
+        .update_token(
+            &head,
+            &update,
+            &actor(&caller, &subject, now_seconds()),
+            guard,
+        )
         .await;
     // Invalidate whatever the outcome: a failure after commit still changed it.
     state.auth.cache().invalidate_token(&head.id);
-    let updated = result
-        .map_err(name_conflict)?
-        .ok_or(ApiError::NotFound(TOKEN))?;
+    let updated = mutated(result.map_err(name_conflict)?)?;
     tracing::info!(token_id = %head.id, "API token updated");
     Ok(convert::api_token(updated, None))
 }
@@ -182,6 +190,9 @@ pub(super) async fn rotate(
         .map_err(|e| ApiError::Internal(format!("OS random source failed: {e}")))?;
     let prefix = state.auth.prefix();
     let subject = caller.subject();
+    // The new secret carries every role the token holds: the caller must be
+    // able to grant each of them, as for Create.
+    let grants = |roles: &[RoleBinding]| ungrantable(&caller, roles);
     let result = state
         .store
         .rotate_secret(
@@ -190,10 +201,11 @@ pub(super) async fn rotate(
             &secret.short_token(prefix),
             grace,
             &actor(&caller, &subject, now_seconds()),
+            &grants,
         )
         .await;
     state.auth.cache().invalidate_token(&head.id);
-    let rotated = result?.ok_or(ApiError::NotFound(TOKEN))?;
+    let rotated = mutated(result?)?;
     tracing::info!(token_id = %head.id, grace_seconds = grace.seconds(), "API token rotated");
     Ok(convert::api_token(
         rotated,
@@ -231,17 +243,32 @@ pub(super) async fn delete(
 
 /// Refuses any binding the caller may not grant ("never above its own").
 fn check_grants(caller: &Caller, bindings: &[RoleBinding]) -> Result<(), ApiError> {
-    match bindings
-        .iter()
-        .find(|b| !permission::can_grant(&caller.roles, b))
-    {
+    match ungrantable(caller, bindings) {
         None => Ok(()),
-        Some(b) => Err(ApiError::PermissionDenied(format!(
-            "the caller may not grant {} on {} {}",
-            b.role(),
-            b.entity_type(),
-            b.entity_id()
-        ))),
+        Some(b) => Err(may_not_grant(&b)),
+    }
+}
+
+/// The first of `bindings` the caller may not grant.
+fn ungrantable(caller: &Caller, bindings: &[RoleBinding]) -> Option<RoleBinding> {
+    permission::ungrantable(&caller.roles, bindings).cloned()
+}
+
+fn may_not_grant(b: &RoleBinding) -> ApiError {
+    ApiError::PermissionDenied(format!(
+        "the caller may not grant {} on {} {}",
+        b.role(),
+        b.entity_type(),
+        b.entity_id()
+    ))
+}
+
+/// The token after a guarded mutation, or why there is none.
+fn mutated(outcome: Mutated<ApiToken>) -> Result<ApiToken, ApiError> {
+    match outcome {
+        Mutated::Done(token) => Ok(token),
+        Mutated::Gone => Err(ApiError::NotFound(TOKEN)),
+        Mutated::Refused(binding) => Err(may_not_grant(&binding)),
     }
 }
 

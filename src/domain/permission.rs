@@ -170,6 +170,14 @@ pub fn can_grant(roles: &[RoleBinding], binding: &RoleBinding) -> bool {
     })
 }
 
+/// The first of `held` (the roles of a token whose secret would be handed
+/// out: by Rotate, or by re-enabling it) that a caller holding `roles` could
+/// not grant. A caller may never obtain or revive a secret carrying a role
+/// it could not have put on a token itself; `None` means it may.
+pub fn ungrantable<'a>(roles: &[RoleBinding], held: &'a [RoleBinding]) -> Option<&'a RoleBinding> {
+    held.iter().find(|b| !can_grant(roles, b))
+}
+
 /// Which tokens of its organization a caller may read: what List shows and
 /// `totalCount` counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +375,85 @@ pub fn matrix_markdown() -> String {
     table
 }
 
+/// Which roles (held on their own entity) may rotate or re-enable a token of
+/// their own scope that also holds other roles: a Markdown table generated
+/// from [`ungrantable`], so the rule cannot drift from the docs.
+pub fn hand_out_markdown() -> String {
+    let org = EntityId::from_stored("org".into());
+    let own_ws = EntityId::from_stored("ws".into());
+    let own_dep = EntityId::from_stored("dep".into());
+    let other = |s: &str| EntityId::from_stored(s.into());
+    let extras = [
+        ("only roles it may grant", None),
+        (
+            "also DEPLOYMENT_ADMIN on a deployment",
+            Some(RoleBinding::from_stored(
+                EntityType::Deployment,
+                other("dep-9"),
+                Role::DeploymentAdmin,
+                None,
+            )),
+        ),
+        (
+            "also a DAG role in its deployment",
+            Some(RoleBinding::from_stored(
+                EntityType::Dag,
+                other("etl"),
+                Role::DagAuthor,
+                Some(own_dep.clone()),
+            )),
+        ),
+        (
+            "also a DAG role in another deployment",
+            Some(RoleBinding::from_stored(
+                EntityType::Dag,
+                other("etl"),
+                Role::DagAuthor,
+                Some(other("dep-9")),
+            )),
+        ),
+    ];
+    let mut table = String::from("| caller's role (held on) |");
+    for (name, _) in &extras {
+        let _ = write!(table, " token holding {name} |");
+    }
+    table.push_str("\n|---|");
+    for _ in &extras {
+        table.push_str("---|");
+    }
+    table.push('\n');
+    for role in [
+        Role::OrganizationOwner,
+        Role::WorkspaceOwner,
+        Role::DeploymentAdmin,
+    ] {
+        let (entity_type, entity) = match role {
+            Role::OrganizationOwner => (EntityType::Organization, org.clone()),
+            Role::WorkspaceOwner => (EntityType::Workspace, own_ws.clone()),
+            _ => (EntityType::Deployment, own_dep.clone()),
+        };
+        let caller = [RoleBinding::from_stored(
+            entity_type,
+            entity.clone(),
+            role,
+            None,
+        )];
+        let _ = write!(table, "| {role} ({entity_type}) |");
+        for (_, extra) in &extras {
+            let held: Vec<RoleBinding> = std::iter::once(caller[0].clone())
+                .chain(extra.iter().cloned())
+                .collect();
+            let cell = match ungrantable(&caller, &held) {
+                None => "rotate, re-enable".to_owned(),
+                Some(b) => format!("PERMISSION_DENIED (may not grant {})", b.role()),
+            };
+            let _ = write!(table, " {cell} |");
+        }
+        table.push('\n');
+    }
+    table
+}
+
 /// Describes what `roles` may grant, for the matrix.
 fn grants(roles: &[RoleBinding], org: &EntityId, ws: &EntityId, dep: &EntityId) -> String {
     let samples = [
@@ -508,6 +595,20 @@ mod tests {
     }
 
     #[test]
+    fn handing_out_needs_every_held_role_grantable() {
+        let ws_owner = [bind(Role::WorkspaceOwner, "ws1")];
+        let own = bind(Role::WorkspaceMember, "ws1");
+        let extra = bind(Role::DeploymentAdmin, "dep9");
+        assert_eq!(ungrantable(&ws_owner, std::slice::from_ref(&own)), None);
+        assert_eq!(
+            ungrantable(&ws_owner, &[own.clone(), extra.clone()]),
+            Some(&extra)
+        );
+        let owner = [bind(Role::OrganizationOwner, "o")];
+        assert_eq!(ungrantable(&owner, &[own, extra]), None);
+    }
+
+    #[test]
     fn readers_without_scope_are_refused_list() {
         for role in [
             Role::OrganizationMember,
@@ -540,26 +641,40 @@ mod tests {
         );
     }
 
+    /// The byte range between `<!-- name:begin -->` and `<!-- name:end -->`.
+    fn section(doc: &str, name: &str) -> std::ops::Range<usize> {
+        let begin = format!("<!-- {name}:begin -->\n");
+        let start = doc.find(&begin).expect("begin marker") + begin.len();
+        let end = doc
+            .find(&format!("<!-- {name}:end -->"))
+            .expect("end marker");
+        start..end
+    }
+
     #[test]
     fn docs_match_the_code() {
-        let doc = include_str!("../../docs/authorization.md");
-        let table = matrix_markdown();
-        if std::env::var_os("TOKEND_WRITE_DOCS").is_some() {
-            let start = doc.find("<!-- matrix:begin -->").expect("begin marker")
-                + "<!-- matrix:begin -->".len();
-            let end = doc.find("<!-- matrix:end -->").expect("end marker");
-            let updated = format!("{}\n{}{}", &doc[..start], table, &doc[end..]);
-            std::fs::write(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authorization.md"),
-                updated,
-            )
-            .unwrap();
-            return;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authorization.md");
+        let mut doc = std::fs::read_to_string(path).unwrap();
+        let generated = [
+            ("matrix", matrix_markdown()),
+            ("hand-out", hand_out_markdown()),
+        ];
+        let write = std::env::var_os("TOKEND_WRITE_DOCS").is_some();
+        for (name, table) in generated {
+            assert!(table.lines().count() > 3, "{name} table is empty");
+            let range = section(&doc, name);
+            if write {
+                doc.replace_range(range, &table);
+                continue;
+            }
+            assert_eq!(
+                &doc[range], table,
+                "docs/authorization.md ({name}) is out of date; regenerate with \
+                 TOKEND_WRITE_DOCS=1 cargo test --lib docs_match_the_code"
+            );
         }
-        assert!(
-            doc.contains(&table),
-            "docs/authorization.md is out of date; regenerate with \
-             TOKEND_WRITE_DOCS=1 cargo test --lib docs_match_the_code\n{table}"
-        );
+        if write {
+            std::fs::write(path, doc).unwrap();
+        }
     }
 }

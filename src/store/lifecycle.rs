@@ -3,8 +3,12 @@
 //! Each runs in one transaction whose first statement updates the token's
 //! row: that locks it on PostgreSQL, so concurrent mutations of one token run
 //! one after the other (SQLite has a single writer anyway), and a token
-//! deleted meanwhile is noticed (no row updated: `None`). The audit row is
-//! written in the same transaction.
+//! deleted meanwhile is noticed (no row updated: [`Mutated::Gone`]). The
+//! audit row is written in the same transaction.
+//!
+//! Mutations that hand out or re-enable a secret take a [`RoleGuard`]: it is
+//! asked about the token's roles as they are under the row lock, so a role
+//! added by a concurrent UpdateRoles cannot slip past the caller's grants.
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, SimpleExpr};
@@ -13,7 +17,7 @@ use sea_orm::{
 };
 
 use super::audit::{self, EventScope};
-use super::convert::role_to_row;
+use super::convert::{role_from_row, role_to_row};
 use super::entity::{api_token, api_token_role, api_token_secret};
 use super::tokens::{TokenHead, adjust_count, upsert_subject};
 use super::{Store, StoreError};
@@ -23,15 +27,42 @@ use crate::domain::secret::SecretDigest;
 use crate::domain::time::rfc3339;
 use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenKind, TokenUpdate};
 
+/// Asked, under the token's row lock, about the roles the token holds now:
+/// the first binding the caller may not hand out, if any.
+pub type RoleGuard<'a> = &'a (dyn Fn(&[RoleBinding]) -> Option<RoleBinding> + Send + Sync);
+
+/// How a guarded mutation ended.
+#[derive(Debug)]
+pub enum Mutated<T> {
+    /// Committed; the token as it is now.
+    Done(T),
+    /// The token is gone (deleted meanwhile, or never there).
+    Gone,
+    /// The guard refused this binding the token holds; nothing changed.
+    Refused(RoleBinding),
+}
+
+impl<T> Mutated<T> {
+    fn from_outcome(outcome: Result<Option<T>, RoleBinding>) -> Self {
+        match outcome {
+            Ok(Some(value)) => Self::Done(value),
+            Ok(None) => Self::Gone,
+            Err(binding) => Self::Refused(binding),
+        }
+    }
+}
+
 impl Store {
-    /// Applies `update` to the token behind `head`; `None` if it is gone.
+    /// Applies `update` to the token behind `head`, if `guard` (when given)
+    /// accepts the token's roles.
     #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "update_token", system = self.kind.as_str()))]
     pub async fn update_token(
         &self,
         head: &TokenHead,
         update: &TokenUpdate,
         actor: &Actor<'_>,
-    ) -> Result<Option<ApiToken>, StoreError> {
+        guard: Option<RoleGuard<'_>>,
+    ) -> Result<Mutated<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
         let mut sets: Vec<(api_token::Column, SimpleExpr)> = Vec::new();
         let mut changes = Vec::new();
@@ -50,8 +81,10 @@ impl Store {
             sets.push((api_token::Column::Enabled, Expr::value(enabled)));
             changes.push(if enabled { "enabled" } else { "disabled" }.to_owned());
         }
-        let Some(txn) = self.begin_mutation(head, actor, sets).await? else {
-            return Ok(None);
+        let txn = match self.begin_mutation(head, actor, sets, guard).await? {
+            Mutated::Done(txn) => txn,
+            Mutated::Gone => return Ok(Mutated::Gone),
+            Mutated::Refused(binding) => return Ok(Mutated::Refused(binding)),
         };
         audit::append(
             &txn,
@@ -62,7 +95,7 @@ impl Store {
         )
         .await?;
         txn.commit().await?;
-        self.get_token(&head.organization_id, &head.id).await
+        self.reread(head).await
     }
 
     /// Replaces every role of the token behind `head` with `roles`.
@@ -74,7 +107,7 @@ impl Store {
         actor: &Actor<'_>,
     ) -> Result<Option<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
-        let Some(txn) = self.begin_mutation(head, actor, Vec::new()).await? else {
+        let Mutated::Done(txn) = self.begin_mutation(head, actor, Vec::new(), None).await? else {
             return Ok(None);
         };
         api_token_role::Entity::delete_many()
@@ -113,11 +146,14 @@ impl Store {
         short_token: &str,
         grace: GracePeriod,
         actor: &Actor<'_>,
-    ) -> Result<Option<ApiToken>, StoreError> {
+        guard: RoleGuard<'_>,
+    ) -> Result<Mutated<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
         let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
-        let Some(txn) = self.begin_mutation(head, actor, sets).await? else {
-            return Ok(None);
+        let txn = match self.begin_mutation(head, actor, sets, Some(guard)).await? {
+            Mutated::Done(txn) => txn,
+            Mutated::Gone => return Ok(Mutated::Gone),
+            Mutated::Refused(binding) => return Ok(Mutated::Refused(binding)),
         };
         let now = actor.at;
         let grace_end = now.saturating_add(grace.seconds());
@@ -161,7 +197,14 @@ impl Store {
         };
         audit::append(&txn, head.event_scope(), AuditAction::Rotate, actor, detail).await?;
         txn.commit().await?;
-        self.get_token(&head.organization_id, &head.id).await
+        self.reread(head).await
+    }
+
+    /// The token behind `head` as committed, after a guarded mutation.
+    async fn reread(&self, head: &TokenHead) -> Result<Mutated<ApiToken>, StoreError> {
+        Ok(Mutated::from_outcome(Ok(self
+            .get_token(&head.organization_id, &head.id)
+            .await?)))
     }
 
     /// Deletes the token behind `head` with its secrets and roles (its audit
@@ -210,14 +253,16 @@ impl Store {
     }
 
     /// Opens a mutation: records the actor, then touches the token row
-    /// (`updated_at`, `updated_by` and `sets`), which locks it. `None` (and
-    /// the transaction rolled back) when the token is gone.
+    /// (`updated_at`, `updated_by` and `sets`), which locks it, then asks
+    /// `guard` about the roles the token holds now. Anything but
+    /// [`Mutated::Done`] rolls the transaction back.
     async fn begin_mutation(
         &self,
         head: &TokenHead,
         actor: &Actor<'_>,
         sets: Vec<(api_token::Column, SimpleExpr)>,
-    ) -> Result<Option<DatabaseTransaction>, StoreError> {
+        guard: Option<RoleGuard<'_>>,
+    ) -> Result<Mutated<DatabaseTransaction>, StoreError> {
         let txn = self.write.begin().await?;
         upsert_subject(&txn, actor.subject).await?;
         let mut update = api_token::Entity::update_many()
@@ -235,7 +280,22 @@ impl Store {
             .exec(&txn)
             .await?
             .rows_affected;
-        Ok((touched == 1).then_some(txn))
+        if touched != 1 {
+            return Ok(Mutated::Gone);
+        }
+        if let Some(guard) = guard {
+            let roles = api_token_role::Entity::find()
+                .filter(api_token_role::Column::TokenId.eq(head.id.as_str()))
+                .all(&txn)
+                .await?
+                .iter()
+                .map(role_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(binding) = guard(&roles) {
+                return Ok(Mutated::Refused(binding));
+            }
+        }
+        Ok(Mutated::Done(txn))
     }
 }
 

@@ -26,6 +26,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use audit::FailureRecord;
 pub use error::StoreError;
+pub use lifecycle::{Mutated, RoleGuard};
 pub use list::{ListStatements, list_statements};
 pub use tokens::{CreateRecord, DigestMatch, TokenHead};
 pub use usage::UsageRecord;

