@@ -61,6 +61,8 @@ pub fn metadata(
         creation_date: Some(timestamp(token.created_at)),
         enabled: token.enabled,
         scopes,
+        organization_id: token.organization_id.as_str().to_owned(),
+        start_date: Some(timestamp(token.start_at)),
     }
 }
 

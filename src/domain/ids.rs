@@ -126,18 +126,60 @@ impl fmt::Display for TokenId {
     }
 }
 
-/// The ID of a workspace, deployment or DAG, or a DAG tag: 1 to 255
-/// characters with no control characters. tokend does not own these
-/// entities; it only records which tokens hold roles on them.
+/// The ID of a workspace, deployment or DAG, or a DAG tag: 1 to 255 of
+/// RFC 3986's unreserved characters (ASCII letters, digits, `-`, `.`, `_`,
+/// `~`). tokend does not own these entities; it only records which tokens
+/// hold roles on them. Ids are organization-scoped: `ws-1` of one
+/// organization is not `ws-1` of another, which is why Lookup names the
+/// organization. The character set keeps ids free of the separators of
+/// Lookup's scopes (`:`, `/`), of whitespace, control and invisible
+/// characters, and valid as URL path segments without escaping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityId(String);
 
 /// Longest entity id or DAG tag accepted.
 pub const MAX_ENTITY_ID_LEN: usize = 255;
 
+/// What an entity id may contain.
+fn entity_id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 impl EntityId {
     /// Parses an entity id given in `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        if value.is_empty() {
+            return Err(FieldViolation::new(field, "is required"));
+        }
+        if value.len() > MAX_ENTITY_ID_LEN {
+            return Err(FieldViolation::new(
+                field,
+                format!("must be at most {MAX_ENTITY_ID_LEN} characters"),
+            ));
+        }
+        if !value.bytes().all(entity_id_char) {
+            return Err(FieldViolation::new(
+                field,
+                "may contain only ASCII letters, digits, '-', '.', '_' and '~'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// Parses an optional entity id: the empty string means absent.
+    pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, FieldViolation> {
+        if value.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(field, value).map(Some)
+        }
+    }
+
+    /// Parses a List filter naming an entity. Looser than [`EntityId::parse`]
+    /// on purpose: any text up to 255 characters without control characters
+    /// is a valid question, and one no id can match simply matches nothing
+    /// (tokens stored before ids were restricted stay findable).
+    pub fn parse_filter(field: &str, value: &str) -> Result<Self, FieldViolation> {
         if value.trim() != value {
             return Err(FieldViolation::new(
                 field,
@@ -152,15 +194,6 @@ impl EntityId {
             ));
         }
         Ok(Self(value.to_owned()))
-    }
-
-    /// Parses an optional entity id: the empty string means absent.
-    pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, FieldViolation> {
-        if value.is_empty() {
-            Ok(None)
-        } else {
-            Self::parse(field, value).map(Some)
-        }
     }
 
     /// Rebuilds an id read back from the store.
@@ -229,11 +262,39 @@ mod tests {
 
     #[test]
     fn entity_ids() {
-        assert!(EntityId::parse("entityId", "my dag-tag ✓").is_ok());
-        assert!(EntityId::parse("entityId", " padded").is_err());
-        assert!(EntityId::parse("entityId", "nul\0").is_err());
-        assert!(EntityId::parse("entityId", "new\nline").is_err());
-        assert!(EntityId::parse("entityId", &"x".repeat(256)).is_err());
+        for good in [
+            "ws-1",
+            "clm8q7f6q000008lcgyougpsk",
+            "a.b_c~d",
+            &"x".repeat(255),
+        ] {
+            assert!(EntityId::parse("entityId", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            " padded",
+            "nul\0",
+            "new\nline",
+            "dep:1",
+            "a/b",
+            "two words",
+            "tab\tbed",
+            "zero\u{200b}width",
+            "bidi\u{202e}",
+            "caf\u{e9}",
+            "%2F",
+            &"x".repeat(256),
+        ] {
+            assert!(EntityId::parse("entityId", bad).is_err(), "{bad:?}");
+        }
         assert_eq!(EntityId::parse_optional("entityId", ""), Ok(None));
+    }
+
+    #[test]
+    fn filters_are_looser_than_ids() {
+        assert!(EntityId::parse_filter("dagTags[0]", "my tag ✓").is_ok());
+        assert!(EntityId::parse_filter("dagTags[0]", "' OR 1=1 --").is_ok());
+        assert!(EntityId::parse_filter("dagTags[0]", " padded").is_err());
+        assert!(EntityId::parse_filter("dagTags[0]", "nul\0").is_err());
     }
 }

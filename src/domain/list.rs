@@ -223,12 +223,9 @@ impl ListQuery {
     /// Validates a List request, reporting every violation at once.
     pub fn parse(input: &ListInput<'_>) -> Result<Self, Vec<FieldViolation>> {
         let mut v = Violations::default();
-        let workspace_id = v.check(EntityId::parse_optional("workspaceId", input.workspace_id));
-        let deployment_id = v.check(EntityId::parse_optional(
-            "deploymentId",
-            input.deployment_id,
-        ));
-        let dag_id = v.check(EntityId::parse_optional("dagId", input.dag_id));
+        let workspace_id = v.check(filter("workspaceId", input.workspace_id));
+        let deployment_id = v.check(filter("deploymentId", input.deployment_id));
+        let dag_id = v.check(filter("dagId", input.dag_id));
         let dag_tags = v.check(parse_dag_tags(input.dag_tags));
         let sorts = v.check(Sorts::parse(input.sorts));
         let page = v.check(Page::parse(input.offset, input.limit));
@@ -257,6 +254,15 @@ impl ListQuery {
     }
 }
 
+/// An optional entity filter: the empty string means none.
+fn filter(field: &str, value: &str) -> Result<Option<EntityId>, FieldViolation> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        EntityId::parse_filter(field, value).map(Some)
+    }
+}
+
 fn parse_dag_tags(values: &[String]) -> Result<Vec<EntityId>, FieldViolation> {
     if values.len() > MAX_DAG_TAGS {
         return Err(FieldViolation::new(
@@ -267,7 +273,7 @@ fn parse_dag_tags(values: &[String]) -> Result<Vec<EntityId>, FieldViolation> {
     let mut tags = values
         .iter()
         .enumerate()
-        .map(|(i, t)| EntityId::parse(&format!("dagTags[{i}]"), t))
+        .map(|(i, t)| EntityId::parse_filter(&format!("dagTags[{i}]"), t))
         .collect::<Result<Vec<_>, _>>()?;
     tags.sort();
     tags.dedup();

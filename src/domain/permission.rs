@@ -241,22 +241,21 @@ pub fn visibility(
     })
 }
 
-/// The scopes Lookup reports: one `role:` entry per binding, then the token
-/// permissions the matrix derives from them (`apiTokens.read:` /
-/// `apiTokens.write:` followed by the entity they apply to).
+/// The scopes Lookup reports: one `role:<ROLE>:<resource>` entry per
+/// binding, then the token permissions the matrix derives from them,
+/// `apiTokens.read:<resource>` / `apiTokens.write:<resource>`.
+///
+/// Every resource names the organization first (entity ids are
+/// organization-scoped: two tenants may both have a `ws-1`), as a path of
+/// `collection/id` pairs: `organizations/<org>`, then `/workspaces/<id>`,
+/// `/deployments/<id>`, and inside a deployment `/dags/<id>` or
+/// `/dagTags/<tag>`. Ids cannot contain `/` or `:` (see `EntityId`), so the
+/// format parses unambiguously; any other byte an id read back from an older
+/// store might hold is percent-encoded.
 pub fn scopes(org: &OrganizationId, roles: &[RoleBinding]) -> Vec<String> {
     let mut out: Vec<String> = roles
         .iter()
-        .map(|b| match b.deployment_id() {
-            Some(dep) => format!(
-                "role:{}:{}:{}/{}",
-                b.role(),
-                b.entity_type(),
-                dep,
-                b.entity_id()
-            ),
-            None => format!("role:{}:{}:{}", b.role(), b.entity_type(), b.entity_id()),
-        })
+        .map(|b| format!("role:{}:{}", b.role(), binding_resource(org, b)))
         .collect();
     let org_entity = EntityId::from(org);
     let candidates = std::iter::once((TokenType::Organization, &org_entity)).chain(
@@ -280,16 +279,76 @@ pub fn scopes(org: &OrganizationId, roles: &[RoleBinding]) -> Vec<String> {
             Access::Read => "read",
             Access::Manage => "write",
         };
-        let scope = format!("{}:{}", token_type.entity_type(), entity_id);
+        let resource = resource(org, token_type.entity_type(), entity_id, None);
         if access == Access::Manage {
-            permissions.push(format!("apiTokens.read:{scope}"));
+            permissions.push(format!("apiTokens.read:{resource}"));
         }
-        permissions.push(format!("apiTokens.{level}:{scope}"));
+        permissions.push(format!("apiTokens.{level}:{resource}"));
     }
     permissions.sort();
     permissions.dedup();
     out.extend(permissions);
     out
+}
+
+/// The resource a binding applies to (see [`scopes`]).
+pub fn binding_resource(org: &OrganizationId, binding: &RoleBinding) -> String {
+    resource(
+        org,
+        binding.entity_type(),
+        binding.entity_id(),
+        binding.deployment_id(),
+    )
+}
+
+fn resource(
+    org: &OrganizationId,
+    entity_type: EntityType,
+    entity_id: &EntityId,
+    deployment: Option<&EntityId>,
+) -> String {
+    let mut out = format!("organizations/{}", segment(org.as_str()));
+    let mut push = |collection: &str, id: &str| {
+        out.push('/');
+        out.push_str(collection);
+        out.push('/');
+        out.push_str(&segment(id));
+    };
+    match entity_type {
+        EntityType::Organization => {}
+        EntityType::Workspace => push("workspaces", entity_id.as_str()),
+        EntityType::Deployment => push("deployments", entity_id.as_str()),
+        EntityType::Dag | EntityType::DagTag => {
+            if let Some(dep) = deployment {
+                push("deployments", dep.as_str());
+            }
+            let collection = if entity_type == EntityType::Dag {
+                "dags"
+            } else {
+                "dagTags"
+            };
+            push(collection, entity_id.as_str());
+        }
+    }
+    out
+}
+
+/// `id` with every byte outside RFC 3986's unreserved set percent-encoded
+/// (ids accepted today never have any).
+fn segment(id: &str) -> std::borrow::Cow<'_, str> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if id.bytes().all(unreserved) {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let mut out = String::with_capacity(id.len() * 3);
+    for b in id.bytes() {
+        if unreserved(b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The permission matrix as a Markdown table, generated from [`authorize`],
@@ -633,11 +692,53 @@ mod tests {
         assert_eq!(
             scopes(&org("o"), &roles),
             [
-                "role:WORKSPACE_OWNER:WORKSPACE:ws1",
-                "role:DAG_VIEWER:DAG:dep/etl",
-                "apiTokens.read:WORKSPACE:ws1",
-                "apiTokens.write:WORKSPACE:ws1",
+                "role:WORKSPACE_OWNER:organizations/o/workspaces/ws1",
+                "role:DAG_VIEWER:organizations/o/deployments/dep/dags/etl",
+                "apiTokens.read:organizations/o/workspaces/ws1",
+                "apiTokens.write:organizations/o/workspaces/ws1",
             ]
+        );
+        let owner = [bind(Role::OrganizationOwner, "o")];
+        assert_eq!(
+            scopes(&org("o"), &owner),
+            [
+                "role:ORGANIZATION_OWNER:organizations/o",
+                "apiTokens.read:organizations/o",
+                "apiTokens.write:organizations/o",
+            ]
+        );
+        let deployment = [bind(Role::DeploymentAdmin, "d1")];
+        assert_eq!(
+            scopes(&org("o"), &deployment),
+            [
+                "role:DEPLOYMENT_ADMIN:organizations/o/deployments/d1",
+                "apiTokens.read:organizations/o/deployments/d1",
+                "apiTokens.write:organizations/o/deployments/d1",
+            ]
+        );
+        let tag = [RoleBinding::from_stored(
+            EntityType::DagTag,
+            id("nightly"),
+            Role::DagAuthor,
+            Some(id("d1")),
+        )];
+        assert_eq!(
+            scopes(&org("o"), &tag),
+            ["role:DAG_AUTHOR:organizations/o/deployments/d1/dagTags/nightly"]
+        );
+    }
+
+    #[test]
+    fn scope_segments_of_legacy_ids_are_escaped() {
+        let legacy = [RoleBinding::from_stored(
+            EntityType::Workspace,
+            id("a/b:c d%"),
+            Role::WorkspaceMember,
+            None,
+        )];
+        assert_eq!(
+            scopes(&org("o"), &legacy)[0],
+            "role:WORKSPACE_MEMBER:organizations/o/workspaces/a%2Fb%3Ac%20d%25"
         );
     }
 

@@ -36,8 +36,8 @@ async fn lookup_returns_the_metadata_of_the_token(db: Db) {
     assert_eq!(
         meta.scopes,
         [
-            "role:WORKSPACE_MEMBER:WORKSPACE:ws1",
-            "apiTokens.read:WORKSPACE:ws1"
+            "role:WORKSPACE_MEMBER:organizations/org-test/workspaces/ws1",
+            "apiTokens.read:organizations/org-test/workspaces/ws1"
         ],
         "its role, then the token permissions the matrix derives from it"
     );

@@ -13,6 +13,9 @@ use crate::helpers::*;
 both_databases!(
     rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant,
     revocations_stay_with_whoever_manages_the_scope,
+    lookup_names_the_tenant_of_every_token_and_scope,
+    entity_ids_cannot_carry_scope_separators,
+    lookup_tells_a_token_that_is_not_valid_yet,
 );
 
 fn role(entity_type: EntityType, entity_id: &str, role: &str, dep: &str) -> pb::ApiTokenRole {
@@ -160,5 +163,148 @@ async fn revocations_stay_with_whoever_manages_the_scope(db: Db) {
         .await
         .expect("delete");
     assert_code(app.get(&target.id).await, Code::NotFound);
+    app.stop().await;
+}
+
+/// Finding 2: org-a binds a role to org-b's deployment id; Lookup of the
+/// two tokens used to be indistinguishable. Now both the answer and every
+/// scope name the organization.
+async fn lookup_names_the_tenant_of_every_token_and_scope(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (_, org_b_owner) = bootstrap_token(
+        &app.db.url(),
+        OTHER_ORG,
+        "org-b owner",
+        tokend::domain::token::TokenType::Organization,
+        "ORGANIZATION_OWNER",
+        "",
+    )
+    .await;
+    let theirs = app
+        .client
+        .clone()
+        .create_api_token(with_bearer(
+            &org_b_owner,
+            pb::CreateApiTokenRequest {
+                organization_id: OTHER_ORG.into(),
+                ..deployment_token("real", "dep-b1")
+            },
+        ))
+        .await
+        .expect("org-b's own token on its deployment")
+        .into_inner();
+    let squatter = app.create(deployment_token("squatter", "dep-b1")).await;
+
+    let real = app
+        .lookup_as(&app.secret, &theirs.token)
+        .await
+        .expect("lookup");
+    let fake = app
+        .lookup_as(&app.secret, &squatter.token)
+        .await
+        .expect("lookup");
+    assert_eq!(real.organization_id, OTHER_ORG);
+    assert_eq!(fake.organization_id, ORG);
+    assert_ne!(real.scopes, fake.scopes, "scopes tell the tenants apart");
+    for (meta, org) in [(&real, OTHER_ORG), (&fake, ORG)] {
+        let qualified = format!("organizations/{org}/");
+        for scope in &meta.scopes {
+            let (_, resource) = scope.rsplit_once(':').expect("kind:resource");
+            assert!(resource.starts_with(&qualified), "{scope} names {org}");
+        }
+    }
+    assert!(
+        real.scopes.contains(
+            &"role:DEPLOYMENT_ADMIN:organizations/org-other/deployments/dep-b1".to_owned()
+        ),
+        "{:?}",
+        real.scopes
+    );
+    // The organization owner's own Lookup says the same of itself.
+    let me = app
+        .lookup_as(&app.secret, &app.secret)
+        .await
+        .expect("lookup");
+    assert_eq!(me.organization_id, ORG);
+    assert!(
+        me.scopes
+            .contains(&"apiTokens.write:organizations/org-test".to_owned())
+    );
+    app.stop().await;
+}
+
+/// Finding 2, second half: ids may not contain `:` or `/` (nor whitespace,
+/// control or invisible characters), wherever a role or scope names one.
+async fn entity_ids_cannot_carry_scope_separators(db: Db) {
+    let app = TestApp::spawn(db).await;
+    for bad in [
+        "dep:b1",
+        "a/b",
+        "two words",
+        "zero\u{200b}width",
+        "caf\u{e9}",
+    ] {
+        assert_invalid_in(
+            bad,
+            app.try_create(deployment_token("t", bad)).await,
+            "entityId",
+        );
+    }
+    let token = app.create(deployment_token("dag owner", "dep-1")).await;
+    let own = role(EntityType::Deployment, "dep-1", "DEPLOYMENT_ADMIN", "");
+    let mut client = app.client.clone();
+    for (field, extra) in [
+        (
+            "roles[1].entityId",
+            role(EntityType::Dag, "etl:prod", "DAG_VIEWER", "dep-1"),
+        ),
+        (
+            "roles[1].deploymentId",
+            role(EntityType::Dag, "etl", "DAG_VIEWER", "dep/1"),
+        ),
+        (
+            "roles[1].entityId",
+            role(EntityType::DagTag, "night ly", "DAG_VIEWER", "dep-1"),
+        ),
+    ] {
+        let result = client
+            .update_api_token_roles(app.req(pb::UpdateApiTokenRolesRequest {
+                organization_id: ORG.into(),
+                token_id: token.id.clone(),
+                roles: vec![own.clone(), extra],
+            }))
+            .await;
+        assert_invalid_in(field, result, field);
+    }
+    app.stop().await;
+}
+
+/// Finding 7: Lookup answers for a token that is not valid yet (as for a
+/// disabled or expired one) and now says from when it is.
+async fn lookup_tells_a_token_that_is_not_valid_yet(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let later = now() + 86_400;
+    let pending = app
+        .create(pb::CreateApiTokenRequest {
+            start_at: Some(at(later)),
+            ..workspace_token("pending", "ws1")
+        })
+        .await;
+    let meta = app
+        .lookup_as(&app.secret, &pending.token)
+        .await
+        .expect("lookup");
+    assert_eq!(meta.start_date, Some(at(later)));
+    assert!(meta.enabled, "enabled, yet not usable: startDate is ahead");
+    assert_code(
+        app.lookup_as(&pending.token, &app.secret).await,
+        Code::Unauthenticated,
+    );
+    let current = app.create(workspace_token("current", "ws1")).await;
+    let meta = app
+        .lookup_as(&app.secret, &current.token)
+        .await
+        .expect("lookup");
+    assert_eq!(meta.start_date, current.start_at);
     app.stop().await;
 }

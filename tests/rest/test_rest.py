@@ -99,7 +99,13 @@ def test_lookup_matches_seed_002(used_token):
     # Lookup answers from the credential cache (--auth-cache-ttl), so the
     # flushed use shows up within that bound, not at once.
     got = eventually("lastUsedDate in Lookup", lambda: (r := ok(lookup(used_token["token"]))).get("lastUsedDate") and r)
-    assert shape(got) == seed
+    # tokend's two documented extensions of Dynatrace's shape: the tenant and
+    # the start of validity (proto comments of ApiTokenMetadata).
+    extensions = {"organizationId": "string", "startDate": "datetime"}
+    assert shape(got) == {**seed, **extensions}
+    assert got["organizationId"] == ORG
+    for scope in got["scopes"]:
+        assert scope.split(":")[-1].startswith(f"organizations/{ORG}"), scope
     assert got["id"] == used_token["shortToken"].split(".")[0] + "." + used_token["id"]
     assert got["enabled"] is True
     assert got["lastUsedIpAddress"]
@@ -388,3 +394,20 @@ def test_a_client_written_x_forwarded_for_is_not_believed():
     ok(call("POST", "/api/v2/apiTokens/lookup", {"token": created["token"]}, secret=created["token"], headers={"x-forwarded-for": "6.6.6.6"}))
     got = eventually("the use to be flushed", lambda: ok(lookup(created["token"])).get("lastUsedIpAddress"))
     assert got != "6.6.6.6"
+
+
+def test_secrets_are_never_cacheable():
+    """Issue 13.14: the answers that carry a secret say `no-store`."""
+    created_response = call(
+        "POST",
+        f"/iam/v1beta1/organizations/{ORG}/tokens",
+        {"name": unique("nocache"), "type": "WORKSPACE", "role": "WORKSPACE_MEMBER", "entityId": unique("ws")},
+    )
+    created = ok(created_response)
+    assert created["token"]
+    assert created_response.headers.get("cache-control") == "no-store", created_response.headers
+    rotated = call("POST", f"/iam/v1beta1/organizations/{ORG}/tokens/{created['id']}/rotate", {})
+    assert ok(rotated)["token"]
+    assert rotated.headers.get("cache-control") == "no-store", rotated.headers
+    got = call("GET", f"/iam/v1beta1/organizations/{ORG}/tokens/{created['id']}")
+    assert got.headers.get("cache-control") == "no-store", got.headers
