@@ -44,7 +44,7 @@ fn sample_token(id: TokenId) -> DigestMatch {
                 None,
             )],
         },
-        secret_expires_at: None,
+        secret_expires_at_ms: None,
     }
 }
 

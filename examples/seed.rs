@@ -193,7 +193,7 @@ fn make(
         digest: Set(secret.digest().as_bytes().to_vec()),
         token_id: Set(id_text),
         created_at: Set(created),
-        expires_at: Set(None),
+        expires_at_ms: Set(None),
     });
     // Only ORGANIZATION / WORKSPACE / DEPLOYMENT tokens that never expire are
     // usable secrets for cache warming; expired ones would be refused.

@@ -11,7 +11,7 @@ use crate::domain::ids::{OrganizationId, TokenId};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
 use crate::domain::subject::Subject;
-use crate::domain::time::now_seconds;
+use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::ApiToken;
 use crate::metrics::Metrics;
 use crate::store::{DigestMatch, Store, StoreError};
@@ -187,10 +187,10 @@ impl Authenticator {
             .cache
             .get_or_load(&digest, self.store.find_by_digest(&digest))
             .await?;
-        let now = now_seconds();
+        let now_ms = i64::try_from(now_millis()).unwrap_or(i64::MAX);
         Ok(found
             .filter(|m| &m.token.id == secret.id())
-            .filter(|m| m.secret_expires_at.is_none_or(|end| now < end)))
+            .filter(|m| m.secret_expires_at_ms.is_none_or(|end| now_ms < end)))
     }
 
     /// Records a use of `token` (Lookup counts as a use of the token looked up).

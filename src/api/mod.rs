@@ -6,6 +6,7 @@ mod audit;
 mod convert;
 pub mod error;
 mod read;
+mod redact;
 mod write;
 
 pub mod validate;

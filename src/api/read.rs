@@ -75,12 +75,13 @@ pub(super) async fn lookup(
     request: Request<pb::ApiTokenSecret>,
 ) -> Result<pb::ApiTokenMetadata, ApiError> {
     let caller = state.auth.authenticate(&request).await?;
-    let text = &request.get_ref().token;
+    // Wiped when the call ends, like every secret tokend holds.
+    let text = zeroize::Zeroizing::new(request.into_inner().token);
     if text.is_empty() {
         return Err(FieldViolation::new("token", "is required").into());
     }
     let prefix = state.auth.prefix();
-    let secret = TokenSecret::parse(prefix, text).map_err(|_| {
+    let secret = TokenSecret::parse(prefix, &text).map_err(|_| {
         FieldViolation::new("token", "is not a well-formed API token of this deployment")
     })?;
     let found = state

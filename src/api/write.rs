@@ -12,11 +12,11 @@ use crate::domain::Violations;
 use crate::domain::permission::{self, Action, Denied, TokenScope};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::TokenSecret;
-use crate::domain::time::now_seconds;
+use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::{ApiToken, CreateTokenInput, NewToken};
 use crate::issue::{IssueError, issue};
 use crate::pb;
-use crate::store::{Mutated, RoleGuard, StoreError};
+use crate::store::{Mutated, RoleGuard, Rotation, StoreError};
 
 /// CreateApiToken: the response carries the secret, once.
 pub(super) async fn create(
@@ -193,14 +193,18 @@ pub(super) async fn rotate(
     // The new secret carries every role the token holds: the caller must be
     // able to grant each of them, as for Create.
     let grants = |roles: &[RoleBinding]| ungrantable(&caller, roles);
+    let now_ms = i64::try_from(now_millis()).unwrap_or(i64::MAX);
     let result = state
         .store
         .rotate_secret(
             &head,
-            &secret.digest(),
-            &secret.short_token(prefix),
-            grace,
-            &actor(&caller, &subject, now_seconds()),
+            &Rotation {
+                digest: &secret.digest(),
+                short_token: &secret.short_token(prefix),
+                grace,
+                now_ms,
+            },
+            &actor(&caller, &subject, now_ms / 1000),
             &grants,
         )
         .await;

@@ -10,6 +10,7 @@ use std::fmt;
 
 use data_encoding::BASE32_NOPAD;
 use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::ids::{TOKEN_ID_LEN, TokenId};
 
@@ -90,11 +91,18 @@ impl fmt::Debug for SecretDigest {
     }
 }
 
-/// A parsed or newly generated token secret. Its `Debug` never prints the key.
+/// A parsed or newly generated token secret. Its `Debug` never prints the
+/// key, and the key is wiped from memory when the value is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSecret {
     id: TokenId,
     key: [u8; KEY_LEN],
+}
+
+impl Drop for TokenSecret {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
 }
 
 impl fmt::Debug for TokenSecret {
@@ -135,9 +143,11 @@ impl TokenSecret {
             return Err(MalformedSecret);
         }
         let id = TokenId::parse_generated(id).ok_or(MalformedSecret)?;
-        let decoded = BASE32_NOPAD
-            .decode(secret.as_bytes())
-            .map_err(|_| MalformedSecret)?;
+        let decoded = Zeroizing::new(
+            BASE32_NOPAD
+                .decode(secret.as_bytes())
+                .map_err(|_| MalformedSecret)?,
+        );
         let (key, sum) = decoded.split_at(KEY_LEN);
         let key: [u8; KEY_LEN] = key.try_into().map_err(|_| MalformedSecret)?;
         if sum != checksum(&id, &key) {
@@ -162,7 +172,7 @@ impl TokenSecret {
             "{}.{}.{}",
             prefix.as_str(),
             self.id,
-            self.encoded_secret_part()
+            self.encoded_secret_part().as_str()
         ))
     }
 
@@ -173,11 +183,11 @@ impl TokenSecret {
         format!("{}.{}", prefix.as_str(), &part[..SHORT_TOKEN_CHARS])
     }
 
-    fn encoded_secret_part(&self) -> String {
-        let mut bytes = [0u8; KEY_LEN + CHECKSUM_LEN];
+    fn encoded_secret_part(&self) -> Zeroizing<String> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN + CHECKSUM_LEN]);
         bytes[..KEY_LEN].copy_from_slice(&self.key);
         bytes[KEY_LEN..].copy_from_slice(&checksum(&self.id, &self.key));
-        BASE32_NOPAD.encode(&bytes)
+        Zeroizing::new(BASE32_NOPAD.encode(&bytes[..]))
     }
 }
 
@@ -191,7 +201,8 @@ fn checksum(id: &TokenId, key: &[u8; KEY_LEN]) -> [u8; CHECKSUM_LEN] {
 }
 
 /// The full secret string. `Debug` prints `[redacted]`; the text is reachable
-/// only through [`RevealedSecret::expose`], at the one place that returns it.
+/// only through [`RevealedSecret::expose`], at the one place that returns it,
+/// and is wiped from memory when the value is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RevealedSecret(String);
 
@@ -201,9 +212,16 @@ impl RevealedSecret {
         &self.0
     }
 
-    /// The secret text, by value.
-    pub fn into_exposed(self) -> String {
-        self.0
+    /// The secret text, by value (the caller now owns the only copy: the
+    /// response message that carries it to the client).
+    pub fn into_exposed(mut self) -> String {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for RevealedSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 

@@ -45,9 +45,30 @@ pub fn rfc3339(seconds: i64) -> String {
     )
 }
 
+/// Unix milliseconds as RFC 3339 UTC with milliseconds
+/// (`2022-11-22T04:37:12.345Z`).
+pub fn rfc3339_millis(millis: i64) -> String {
+    let seconds = rfc3339(millis.div_euclid(1000));
+    format!(
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        millis.rem_euclid(1000)
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{rfc3339, rfc3339_millis};
+
+    #[test]
+    fn millis() {
+        assert_eq!(
+            rfc3339_millis(1_669_091_832_345),
+            "2022-11-22T04:37:12.345Z"
+        );
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -85,7 +85,11 @@ impl TokenKind {
     }
 }
 
-/// A token name: trimmed, 1 to 255 characters, no control characters.
+/// A token name: trimmed, 1 to 255 characters, none of them a control
+/// character, a line or paragraph separator, or an invisible format
+/// character (zero-width spaces and joiners, bidi overrides and isolates,
+/// tags): names appear in audit trails, logs and consoles, where such
+/// characters hide or reorder what a reader sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenName(String);
 
@@ -94,6 +98,12 @@ impl TokenName {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
         let trimmed = value.trim();
         check_text(field, trimmed, 1, MAX_NAME_CHARS)?;
+        if trimmed.chars().any(hides_text) {
+            return Err(FieldViolation::new(
+                field,
+                "must not contain control, invisible or text-direction characters",
+            ));
+        }
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -101,6 +111,18 @@ impl TokenName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that hide or reorder text when displayed.
+fn hides_text(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    c.is_control()
+        || matches!(
+            get_general_category(c),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 /// A token description: at most 1000 characters, no control characters but
@@ -487,6 +509,33 @@ mod tests {
             }),
             ["startAt"]
         );
+    }
+
+    #[test]
+    fn names_refuse_characters_that_hide_text() {
+        for bad in [
+            "ci\u{200b}token",
+            "ci\u{200d}",
+            "admin\u{202e}nimda",
+            "\u{2066}ci\u{2069}",
+            "ci\u{feff}",
+            "tag\u{e0041}",
+            "soft\u{ad}hyphen",
+            "line\u{2028}break",
+            "new\nline",
+            "tab\tbed",
+        ] {
+            assert!(TokenName::parse("name", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "ci token",
+            "déploiement",
+            "デプロイ",
+            "ci-🚀",
+            "a.b_c (prod)",
+        ] {
+            assert!(TokenName::parse("name", good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

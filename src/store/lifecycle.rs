@@ -24,12 +24,26 @@ use super::{Store, StoreError};
 use crate::domain::audit::{Actor, AuditAction};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
-use crate::domain::time::rfc3339;
+use crate::domain::time::rfc3339_millis;
 use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenKind, TokenUpdate};
 
 /// Asked, under the token's row lock, about the roles the token holds now:
 /// the first binding the caller may not hand out, if any.
 pub type RoleGuard<'a> = &'a (dyn Fn(&[RoleBinding]) -> Option<RoleBinding> + Send + Sync);
+
+/// A new secret for a token, and how long the old ones keep working.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// Digest of the new secret.
+    pub digest: &'a SecretDigest,
+    /// Display form of the new secret.
+    pub short_token: &'a str,
+    /// How long older secrets keep working.
+    pub grace: GracePeriod,
+    /// When, in Unix milliseconds (the actor's `at` is the same instant in
+    /// seconds).
+    pub now_ms: i64,
+}
 
 /// How a guarded mutation ended.
 #[derive(Debug)]
@@ -135,28 +149,32 @@ impl Store {
         self.get_token(&head.organization_id, &head.id).await
     }
 
-    /// Makes `digest` the token's only current secret. Every older secret
-    /// stops working at once (`grace` 0) or works for at most `grace` more
-    /// seconds; secrets whose grace has ended are removed.
+    /// Makes the rotation's digest the token's only current secret. Every
+    /// older secret stops working at once (grace 0) or works for at most the
+    /// grace period more, to the millisecond; secrets whose grace has ended
+    /// are removed.
     #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "rotate_secret", system = self.kind.as_str()))]
     pub async fn rotate_secret(
         &self,
         head: &TokenHead,
-        digest: &SecretDigest,
-        short_token: &str,
-        grace: GracePeriod,
+        rotation: &Rotation<'_>,
         actor: &Actor<'_>,
         guard: RoleGuard<'_>,
     ) -> Result<Mutated<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
+        let Rotation {
+            digest,
+            short_token,
+            grace,
+            now_ms,
+        } = *rotation;
         let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
         let txn = match self.begin_mutation(head, actor, sets, Some(guard)).await? {
             Mutated::Done(txn) => txn,
             Mutated::Gone => return Ok(Mutated::Gone),
             Mutated::Refused(binding) => return Ok(Mutated::Refused(binding)),
         };
-        let now = actor.at;
-        let grace_end = now.saturating_add(grace.seconds());
+        let grace_end = now_ms.saturating_add(grace.seconds().saturating_mul(1000));
         let secrets = || {
             api_token_secret::Entity::delete_many()
                 .filter(api_token_secret::Column::TokenId.eq(head.id.as_str()))
@@ -165,16 +183,19 @@ impl Store {
             secrets().exec(&txn).await?;
         } else {
             secrets()
-                .filter(api_token_secret::Column::ExpiresAt.lte(now))
+                .filter(api_token_secret::Column::ExpiresAtMs.lte(now_ms))
                 .exec(&txn)
                 .await?;
             api_token_secret::Entity::update_many()
-                .col_expr(api_token_secret::Column::ExpiresAt, Expr::value(grace_end))
+                .col_expr(
+                    api_token_secret::Column::ExpiresAtMs,
+                    Expr::value(grace_end),
+                )
                 .filter(api_token_secret::Column::TokenId.eq(head.id.as_str()))
                 .filter(
                     Condition::any()
-                        .add(api_token_secret::Column::ExpiresAt.is_null())
-                        .add(api_token_secret::Column::ExpiresAt.gt(grace_end)),
+                        .add(api_token_secret::Column::ExpiresAtMs.is_null())
+                        .add(api_token_secret::Column::ExpiresAtMs.gt(grace_end)),
                 )
                 .exec(&txn)
                 .await?;
@@ -182,8 +203,8 @@ impl Store {
         api_token_secret::Entity::insert(api_token_secret::ActiveModel {
             digest: Set(digest.as_bytes().to_vec()),
             token_id: Set(head.id.as_str().to_owned()),
-            created_at: Set(now),
-            expires_at: Set(None),
+            created_at: Set(actor.at),
+            expires_at_ms: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -192,7 +213,7 @@ impl Store {
         } else {
             format!(
                 "new secret {short_token}; older secrets work until {}",
-                rfc3339(grace_end)
+                rfc3339_millis(grace_end)
             )
         };
         audit::append(&txn, head.event_scope(), AuditAction::Rotate, actor, detail).await?;

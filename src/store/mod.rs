@@ -26,7 +26,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use audit::FailureRecord;
 pub use error::StoreError;
-pub use lifecycle::{Mutated, RoleGuard};
+pub use lifecycle::{Mutated, RoleGuard, Rotation};
 pub use list::{ListStatements, list_statements};
 pub use tokens::{CreateRecord, DigestMatch, TokenHead};
 pub use usage::UsageRecord;

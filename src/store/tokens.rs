@@ -78,9 +78,9 @@ impl TokenHead {
 pub struct DigestMatch {
     /// The token.
     pub token: ApiToken,
-    /// When this particular secret stops working (set only for a secret
-    /// rotated out with a grace period).
-    pub secret_expires_at: Option<i64>,
+    /// When this particular secret stops working, Unix milliseconds (set
+    /// only for a secret rotated out with a grace period).
+    pub secret_expires_at_ms: Option<i64>,
 }
 
 /// What Create writes besides the validated request.
@@ -139,7 +139,7 @@ impl Store {
             digest: Set(record.digest.as_bytes().to_vec()),
             token_id: Set(record.id.as_str().to_owned()),
             created_at: Set(record.now),
-            expires_at: Set(None),
+            expires_at_ms: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -276,7 +276,7 @@ impl Store {
             .pop()
             .map(|token| DigestMatch {
                 token,
-                secret_expires_at: secret.expires_at,
+                secret_expires_at_ms: secret.expires_at_ms,
             }))
     }
 

@@ -410,11 +410,11 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
         ),
         (
             "tokens without a secret",
-            "SELECT COUNT(*) FROM api_tokens t WHERE NOT EXISTS (SELECT 1 FROM api_token_secrets s WHERE s.token_id = t.id AND s.expires_at IS NULL)",
+            "SELECT COUNT(*) FROM api_tokens t WHERE NOT EXISTS (SELECT 1 FROM api_token_secrets s WHERE s.token_id = t.id AND s.expires_at_ms IS NULL)",
         ),
         (
             "tokens with two secrets that never expire",
-            "SELECT COUNT(*) FROM (SELECT token_id FROM api_token_secrets WHERE expires_at IS NULL GROUP BY token_id HAVING COUNT(*) > 1) x",
+            "SELECT COUNT(*) FROM (SELECT token_id FROM api_token_secrets WHERE expires_at_ms IS NULL GROUP BY token_id HAVING COUNT(*) > 1) x",
         ),
         (
             "tokens without their CREATE event",

@@ -24,7 +24,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
     for sql in [
         "SELECT id || '|' || organization_id || '|' || name || '|' || description || '|' || token_type || '|' || entity_id || '|' || kind || '|' || CAST(enabled AS TEXT) || '|' || CAST(updated_at AS TEXT) FROM api_tokens ORDER BY id",
         "SELECT token_id || '|' || entity_type || '|' || entity_id || '|' || role || '|' || deployment_id FROM api_token_roles ORDER BY 1",
-        "SELECT token_id || '|' || CAST(created_at AS TEXT) || '|' || COALESCE(CAST(expires_at AS TEXT), '-') FROM api_token_secrets ORDER BY 1",
+        "SELECT token_id || '|' || CAST(created_at AS TEXT) || '|' || COALESCE(CAST(expires_at_ms AS TEXT), '-') FROM api_token_secrets ORDER BY 1",
         "SELECT organization_id || '|' || token_type || '|' || entity_id || '|' || kind || '|' || CAST(tokens AS TEXT) FROM api_token_counts ORDER BY 1",
     ] {
         for row in conn

@@ -3,6 +3,8 @@
 //! tenant-blind Lookup, entity ids that break the scope format, invisible
 //! characters in names, and rotation grace rounded to whole seconds.
 
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
 use tokend::pb;
 use tokend::pb::api_token_role::EntityType;
 use tonic::Code;
@@ -16,6 +18,8 @@ both_databases!(
     lookup_names_the_tenant_of_every_token_and_scope,
     entity_ids_cannot_carry_scope_separators,
     lookup_tells_a_token_that_is_not_valid_yet,
+    names_cannot_hide_or_reorder_text,
+    rotation_grace_is_kept_to_the_millisecond,
 );
 
 fn role(entity_type: EntityType, entity_id: &str, role: &str, dep: &str) -> pb::ApiTokenRole {
@@ -306,5 +310,81 @@ async fn lookup_tells_a_token_that_is_not_valid_yet(db: Db) {
         .await
         .expect("lookup");
     assert_eq!(meta.start_date, current.start_at);
+    app.stop().await;
+}
+
+/// Finding 13: zero-width, bidi-override and other invisible characters in
+/// a name would appear in audit trails and consoles.
+async fn names_cannot_hide_or_reorder_text(db: Db) {
+    let app = TestApp::spawn(db).await;
+    for bad in [
+        "admin\u{202e}nimda",
+        "ci\u{200b}",
+        "\u{2066}x\u{2069}",
+        "a\u{feff}b",
+    ] {
+        assert_invalid_in(
+            bad,
+            app.try_create(workspace_token(bad, "ws1")).await,
+            "name",
+        );
+    }
+    let token = app.create(workspace_token("plain", "ws1")).await;
+    let renamed = app
+        .client
+        .clone()
+        .update_api_token(app.req(pb::UpdateApiTokenRequest {
+            organization_id: ORG.into(),
+            token_id: token.id.clone(),
+            name: Some("pla\u{200d}in".into()),
+            ..Default::default()
+        }))
+        .await;
+    assert_invalid(renamed, "name");
+    // Ordinary non-ASCII names are fine.
+    app.create(workspace_token("déploiement 🚀", "ws1")).await;
+    app.stop().await;
+}
+
+/// Finding 16: grace was stored in whole seconds, so a 2 s grace started
+/// half-way through a second ended 1.5 s after the rotate. The rotate is
+/// sent just after a second boundary + 500 ms, where the old rounding shows.
+async fn rotation_grace_is_kept_to_the_millisecond(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let token = app.create(workspace_token("graceful", "ws1")).await;
+    let works = |secret: String| {
+        let app = &app;
+        async move { app.lookup_as(&secret, &app.secret).await.is_ok() }
+    };
+    assert!(works(token.token.clone()).await);
+    let subsec = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .subsec_millis();
+    let wait = (1500 - subsec) % 1000;
+    tokio::time::sleep(Duration::from_millis(u64::from(wait))).await;
+    let sent = Instant::now();
+    app.client
+        .clone()
+        .rotate_api_token(app.req(pb::RotateApiTokenRequest {
+            organization_id: ORG.into(),
+            token_id: token.id.clone(),
+            grace_period_seconds: 2,
+        }))
+        .await
+        .expect("rotate");
+    let ended = eventually("the old secret to stop working", || {
+        let old = token.token.clone();
+        async move { (!works(old).await).then(Instant::now) }
+    })
+    .await;
+    let lasted = ended - sent;
+    // The grace ends 2 s after the server's clock read, which is after
+    // `sent`: the old secret cannot stop before (allowing a few ms between
+    // the test's monotonic clock and the server's wall clock).
+    assert!(
+        lasted >= Duration::from_millis(1_980),
+        "a 2 s grace lasted {lasted:?}"
+    );
     app.stop().await;
 }

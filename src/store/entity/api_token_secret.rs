@@ -14,9 +14,9 @@ pub struct Model {
     pub token_id: String,
     /// When the secret was issued, Unix seconds.
     pub created_at: i64,
-    /// When a rotated-out secret stops working, Unix seconds; `None` for the
-    /// current secret.
-    pub expires_at: Option<i64>,
+    /// When a rotated-out secret stops working, Unix milliseconds; `None`
+    /// for the current secret.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// No relations are navigated through sea-orm.
