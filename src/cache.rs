@@ -159,3 +159,204 @@ impl CredentialCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::domain::ids::{EntityId, OrganizationId};
+    use crate::domain::role::{EntityType, Role, RoleBinding};
+    use crate::domain::secret::TokenSecret;
+    use crate::domain::subject::Subject;
+    use crate::domain::token::{ApiToken, TokenKind, TokenType};
+
+    fn id(n: u8) -> TokenId {
+        TokenId::generate(1_700_000_000_000, [n; 10])
+    }
+
+    fn digest(n: u8) -> SecretDigest {
+        TokenSecret::from_parts(id(n), [n; 32]).digest()
+    }
+
+    fn found(n: u8) -> DigestMatch {
+        let subject = Subject::user("unit", "").unwrap();
+        let ws = EntityId::parse("e", "ws1").unwrap();
+        DigestMatch {
+            token: ApiToken {
+                id: id(n),
+                organization_id: OrganizationId::parse("o", "org").unwrap(),
+                name: "t".into(),
+                description: String::new(),
+                token_type: TokenType::Workspace,
+                entity_id: ws.clone(),
+                kind: TokenKind::Standard,
+                short_token: "tokend.X".into(),
+                enabled: true,
+                start_at: 0,
+                end_at: None,
+                expiry_days: None,
+                created_at: 0,
+                updated_at: 0,
+                created_by: subject.clone(),
+                updated_by: subject,
+                last_used_at: None,
+                last_used_ip: None,
+                roles: vec![RoleBinding::from_stored(
+                    EntityType::Workspace,
+                    ws,
+                    Role::WorkspaceMember,
+                    None,
+                )],
+            },
+            secret_expires_at_ms: None,
+        }
+    }
+
+    /// A loader that counts how often the store is asked.
+    struct Store(AtomicUsize);
+
+    impl Store {
+        async fn load(
+            &self,
+            answer: Option<DigestMatch>,
+        ) -> Result<Option<DigestMatch>, StoreError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(answer)
+        }
+        fn loads(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn cache(capacity: u64, ttl_ms: u64, negative_ms: u64) -> CredentialCache {
+        CredentialCache::new(CacheSettings {
+            capacity,
+            ttl: Duration::from_millis(ttl_ms),
+            negative_ttl: Duration::from_millis(negative_ms),
+        })
+    }
+
+    #[tokio::test]
+    async fn hits_until_the_ttl_then_loads_again() {
+        let cache = cache(100, 200, 200);
+        let store = Store(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let got = cache
+                .get_or_load(&digest(1), store.load(Some(found(1))))
+                .await;
+            assert_eq!(got.unwrap().unwrap().token.id, id(1));
+        }
+        assert_eq!(store.loads(), 1, "served from the cache");
+        assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.stats().misses.load(Ordering::Relaxed), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        assert_eq!(store.loads(), 2, "expired after the TTL");
+    }
+
+    #[tokio::test]
+    async fn negative_answers_live_their_own_ttl() {
+        let cache = cache(100, 60_000, 150);
+        let store = Store(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let got = cache.get_or_load(&digest(2), store.load(None)).await;
+            assert!(got.unwrap().is_none());
+        }
+        assert_eq!(store.loads(), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _ = cache.get_or_load(&digest(2), store.load(None)).await;
+        assert_eq!(
+            store.loads(),
+            2,
+            "negative TTL is shorter than the positive"
+        );
+        // A positive answer next to it is still cached.
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        assert_eq!(store.loads(), 3);
+    }
+
+    #[tokio::test]
+    async fn capacity_zero_turns_it_off_and_capacity_bounds_it() {
+        let off = cache(0, 60_000, 60_000);
+        let store = Store(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let _ = off
+                .get_or_load(&digest(1), store.load(Some(found(1))))
+                .await;
+        }
+        assert_eq!(store.loads(), 3);
+        assert_eq!(off.entry_count(), 0);
+
+        let small = cache(10, 60_000, 60_000);
+        for n in 0..50u8 {
+            let _ = small
+                .get_or_load(&digest(n), store.load(Some(found(n))))
+                .await;
+        }
+        if let Some(inner) = &small.cache {
+            inner.run_pending_tasks().await;
+        }
+        assert!(small.entry_count() <= 10, "{}", small.entry_count());
+    }
+
+    #[tokio::test]
+    async fn invalidation_drops_every_secret_of_one_token_only() {
+        let cache = cache(100, 60_000, 60_000);
+        let store = Store(AtomicUsize::new(0));
+        // Two secrets of token 1 (a rotation's grace), one of token 3.
+        let second = TokenSecret::from_parts(id(1), [9; 32]).digest();
+        for d in [digest(1), second] {
+            let _ = cache.get_or_load(&d, store.load(Some(found(1)))).await;
+        }
+        let _ = cache
+            .get_or_load(&digest(3), store.load(Some(found(3))))
+            .await;
+        assert_eq!(store.loads(), 3);
+        cache.invalidate_token(&id(1));
+        for d in [digest(1), second, digest(3)] {
+            let _ = cache.get_or_load(&d, store.load(Some(found(1)))).await;
+        }
+        assert_eq!(
+            store.loads(),
+            5,
+            "token 1 reloaded twice, token 3 still cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_an_invalidation_leaves_no_stale_entry() {
+        let cache = cache(100, 60_000, 60_000);
+        let store = Store(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let racing = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let slow = async {
+                    let _ = released.await;
+                    // What the store read before the mutation committed.
+                    Ok(Some(found(1)))
+                };
+                cache
+                    .get_or_load(&digest(1), slow)
+                    .await
+                    .map(|e| e.is_some())
+            })
+        };
+        tokio::task::yield_now().await;
+        // The mutation commits and invalidates while the load is in flight.
+        cache.invalidate_token(&id(1));
+        let _ = release.send(());
+        assert!(racing.await.unwrap().unwrap());
+        let _ = cache.get_or_load(&digest(1), store.load(None)).await;
+        assert_eq!(store.loads(), 1, "the stale load was not kept");
+    }
+}

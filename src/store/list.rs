@@ -245,3 +245,102 @@ fn with_binding(org: &OrganizationId, cond: Condition) -> Condition {
         .to_owned();
     Condition::all().add(api_token::Column::Id.in_subquery(subquery))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::list::{ListInput, ListQuery};
+
+    fn query(input: ListInput<'_>) -> ListQuery {
+        ListQuery::parse(&input).unwrap()
+    }
+
+    fn input<'a>(sorts: &'a [String], tags: &'a [String]) -> ListInput<'a> {
+        ListInput {
+            workspace_id: "",
+            deployment_id: "",
+            dag_id: "",
+            dag_tags: tags,
+            only_organization_tokens: false,
+            kind: None,
+            offset: 0,
+            limit: Some(20),
+            sorts,
+        }
+    }
+
+    fn org() -> OrganizationId {
+        OrganizationId::parse("o", "org-1").unwrap()
+    }
+
+    fn sql(q: &ListQuery, visibility: &Visibility) -> (String, String) {
+        let s = list_statements(DbBackend::Sqlite, &org(), q, visibility);
+        (s.count.to_string(), s.page.to_string())
+    }
+
+    #[test]
+    fn counts_come_from_the_count_table_unless_a_role_filter_is_given() {
+        let (count, _) = sql(&query(input(&[], &[])), &Visibility::All);
+        assert!(count.contains("api_token_counts"), "{count}");
+        let tags = ["nightly".to_owned()];
+        for q in [
+            query(ListInput {
+                workspace_id: "ws-1",
+                ..input(&[], &[])
+            }),
+            query(ListInput {
+                deployment_id: "dep-1",
+                ..input(&[], &[])
+            }),
+            query(ListInput {
+                dag_id: "etl",
+                ..input(&[], &[])
+            }),
+            query(input(&[], &tags)),
+        ] {
+            let (count, _) = sql(&q, &Visibility::All);
+            assert!(!count.contains("api_token_counts"), "{count}");
+            assert!(count.contains("api_token_roles"), "{count}");
+            assert!(
+                count.contains("'org-1'"),
+                "the role subquery names the organization: {count}"
+            );
+        }
+    }
+
+    #[test]
+    fn scoped_visibility_restricts_both_count_and_page() {
+        let visibility = Visibility::Scoped {
+            workspaces: vec![EntityId::from_stored("ws-1".into())],
+            deployments: vec![],
+        };
+        let tags = ["nightly".to_owned()];
+        for q in [query(input(&[], &[])), query(input(&[], &tags))] {
+            let (count, page) = sql(&q, &visibility);
+            for statement in [&count, &page] {
+                assert!(statement.contains("'WORKSPACE'"), "{statement}");
+                assert!(statement.contains("'ws-1'"), "{statement}");
+                assert!(statement.contains("'DEPLOYMENT'"), "{statement}");
+            }
+        }
+        let (all_count, all_page) = sql(&query(input(&[], &[])), &Visibility::All);
+        assert!(!all_count.contains("'WORKSPACE'"), "{all_count}");
+        assert!(!all_page.contains("'WORKSPACE'"), "{all_page}");
+    }
+
+    #[test]
+    fn ties_break_by_id_in_the_direction_of_the_last_sort() {
+        let desc = ["name:asc".to_owned(), "createdAt:desc".to_owned()];
+        let (_, page) = sql(&query(input(&desc, &[])), &Visibility::All);
+        let order = &page[page.find("ORDER BY").unwrap()..];
+        assert!(
+            order.starts_with(r#"ORDER BY "api_tokens"."name" ASC, "api_tokens"."created_at" DESC, "api_tokens"."id" DESC"#),
+            "{order}"
+        );
+        let (_, default) = sql(&query(input(&[], &[])), &Visibility::All);
+        assert!(
+            default.contains(r#"ORDER BY "api_tokens"."id" ASC LIMIT 20 OFFSET 0"#),
+            "{default}"
+        );
+    }
+}
