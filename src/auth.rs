@@ -14,7 +14,8 @@ use crate::domain::subject::Subject;
 use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::ApiToken;
 use crate::metrics::Metrics;
-use crate::store::{DigestMatch, Store, StoreError};
+use crate::net::{Cidr, parse_cidr_list};
+use crate::store::{DigestMatch, FailedToken, Store, StoreError};
 use crate::throttle::AuthThrottle;
 use crate::usage::{FailureRecorder, UsageRecorder};
 
@@ -70,14 +71,16 @@ pub struct Authenticator {
     guard: FailureGuard,
 }
 
-/// What watches failed authentications: the per-address throttle and the
-/// metrics.
+/// Who a failure comes from and what watches failures: the trusted
+/// proxies, the per-address throttle and the metrics.
 #[derive(Debug, Clone)]
 pub struct FailureGuard {
     /// Per-address failure counts.
     pub throttle: AuthThrottle,
     /// Where failures are counted.
     pub metrics: Metrics,
+    /// Whose `x-forwarded-for` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Authenticator {
@@ -111,27 +114,36 @@ impl Authenticator {
     }
 
     /// Authenticates the caller of a request from its `authorization`
-    /// metadata, and records the use (or the failure, for the audit trail).
+    /// metadata, and records the use (or the failure).
+    ///
+    /// An address already past the failure threshold is refused before any
+    /// lookup. A failure is charged to a token (its organization's audit
+    /// trail) only when the presented secret is really one of its secrets;
+    /// every other failure is counted without a tenant.
     pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, AuthError> {
-        let ip = client_ip(request);
+        let ip = client_ip(request, &self.guard.trusted_proxies);
         let now = now_seconds();
+        if self.guard.throttle.is_throttled(ip) {
+            self.guard.throttle.fail(ip);
+            self.guard.metrics.observe_auth_failure(THROTTLED, true);
+            self.failures.record(None, ip, THROTTLED, now);
+            return Err(self.throttled());
+        }
         let found = match self.check(request.metadata(), now).await? {
             Ok(found) => found,
-            Err((token_id, reason)) => {
-                let throttled = self.guard.throttle.fail(ip.as_deref());
+            Err(Refusal { token, reason }) => {
+                let throttled = self.guard.throttle.fail(ip);
                 self.guard.metrics.observe_auth_failure(reason, throttled);
-                if throttled {
-                    self.failures
-                        .record(token_id, ip.as_deref(), THROTTLED, now);
-                    return Err(AuthError::Throttled {
-                        retry_after_seconds: self.guard.throttle.window().as_secs().max(1),
-                    });
-                }
-                self.failures.record(token_id, ip.as_deref(), reason, now);
-                return Err(AuthError::Unauthenticated);
+                self.failures.record(token, ip, reason, now);
+                return Err(if throttled {
+                    self.throttled()
+                } else {
+                    AuthError::Unauthenticated
+                });
             }
         };
         let token = &found.token;
+        let ip = ip.map(|ip| ip.to_string());
         self.usage.record(&token.id, now, ip.as_deref());
         Ok(Caller {
             token_id: token.id.clone(),
@@ -142,25 +154,34 @@ impl Authenticator {
         })
     }
 
-    /// The caller's token, or why it is refused (with the token id the
-    /// secret named, when it named one).
+    fn throttled(&self) -> AuthError {
+        AuthError::Throttled {
+            retry_after_seconds: self.guard.throttle.window().as_secs().max(1),
+        }
+    }
+
+    /// The caller's token, or why it is refused (with the token, when the
+    /// secret presented is really one of its secrets).
     async fn check(
         &self,
         metadata: &MetadataMap,
         now: i64,
-    ) -> Result<Result<Arc<DigestMatch>, (Option<TokenId>, &'static str)>, StoreError> {
+    ) -> Result<Result<Arc<DigestMatch>, Refusal>, StoreError> {
         let secret = match bearer_secret(metadata, &self.prefix) {
             Ok(secret) => secret,
-            Err(reason) => return Ok(Err((None, reason))),
+            Err(reason) => return Ok(Err(Refusal::anonymous(reason))),
         };
-        let Some(found) = self.resolve(&secret).await? else {
-            return Ok(Err((
-                Some(secret.id().clone()),
-                "unknown or revoked secret",
-            )));
+        // A digest that matches nothing, or a token other than the one the
+        // secret names, is a forgery or a secret already pruned: charged to
+        // nobody, whatever id it names.
+        let Some(found) = self.find(&secret).await? else {
+            return Ok(Err(Refusal::anonymous("unknown or revoked secret")));
         };
         let token = &found.token;
-        let refusal = if !token.enabled {
+        let now_ms = now_ms();
+        let refusal = if found.secret_expires_at_ms.is_some_and(|end| now_ms >= end) {
+            Some("secret rotated out")
+        } else if !token.enabled {
             Some("token disabled")
         } else if now < token.start_at {
             Some("token not valid yet")
@@ -170,9 +191,27 @@ impl Authenticator {
             None
         };
         Ok(match refusal {
-            Some(reason) => Err((Some(token.id.clone()), reason)),
+            Some(reason) => Err(Refusal {
+                token: Some(FailedToken {
+                    organization_id: token.organization_id.clone(),
+                    token_id: token.id.clone(),
+                    token_type: token.token_type,
+                    entity_id: token.entity_id.clone(),
+                }),
+                reason,
+            }),
             None => Ok(found),
         })
+    }
+
+    /// The token one of whose stored secrets (live or not) is `secret`.
+    async fn find(&self, secret: &TokenSecret) -> Result<Option<Arc<DigestMatch>>, StoreError> {
+        let digest = secret.digest();
+        let found = self
+            .cache
+            .get_or_load(&digest, self.store.find_by_digest(&digest))
+            .await?;
+        Ok(found.filter(|m| &m.token.id == secret.id()))
     }
 
     /// The token a well-formed secret belongs to, if it is live (exists, and
@@ -182,14 +221,10 @@ impl Authenticator {
         &self,
         secret: &TokenSecret,
     ) -> Result<Option<Arc<DigestMatch>>, StoreError> {
-        let digest = secret.digest();
-        let found = self
-            .cache
-            .get_or_load(&digest, self.store.find_by_digest(&digest))
-            .await?;
-        let now_ms = i64::try_from(now_millis()).unwrap_or(i64::MAX);
-        Ok(found
-            .filter(|m| &m.token.id == secret.id())
+        let now_ms = now_ms();
+        Ok(self
+            .find(secret)
+            .await?
             .filter(|m| m.secret_expires_at_ms.is_none_or(|end| now_ms < end)))
     }
 
@@ -199,8 +234,30 @@ impl Authenticator {
     }
 }
 
-/// The audit reason of a failure answered RESOURCE_EXHAUSTED.
+/// Now, in Unix milliseconds (rotation grace ends are kept in them).
+fn now_ms() -> i64 {
+    i64::try_from(now_millis()).unwrap_or(i64::MAX)
+}
+
+/// The reason of a failure answered RESOURCE_EXHAUSTED before any lookup.
 const THROTTLED: &str = "throttled: too many failures from this address";
+
+/// Why a presented credential is refused, and the token it is charged to
+/// (only when it is really one of that token's secrets).
+#[derive(Debug)]
+struct Refusal {
+    token: Option<FailedToken>,
+    reason: &'static str,
+}
+
+impl Refusal {
+    fn anonymous(reason: &'static str) -> Self {
+        Self {
+            token: None,
+            reason,
+        }
+    }
+}
 
 /// The secret in `authorization: Bearer <secret>`, parsed without I/O; or
 /// why there is none (for the audit trail, never for the client).
@@ -227,14 +284,44 @@ fn bearer_secret(
     TokenSecret::parse(prefix, secret.trim_start_matches(' ')).map_err(|_| "malformed secret")
 }
 
+/// The proxies whose `x-forwarded-for` is believed (`--trusted-proxies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// Proxies in `ranges`; none trusts no proxy at all.
+    pub fn new(ranges: Vec<Cidr>) -> Self {
+        Self(ranges)
+    }
+
+    /// Whether `peer` is one of them.
+    pub fn contains(&self, peer: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(peer))
+    }
+}
+
+impl Default for TrustedProxies {
+    /// Loopback: the sidecar in the same pod.
+    fn default() -> Self {
+        Self(
+            parse_cidr_list(DEFAULT_TRUSTED_PROXIES)
+                .unwrap_or_else(|_| unreachable!("the default list parses")),
+        )
+    }
+}
+
+/// `--trusted-proxies`' default: IPv4 and IPv6 loopback.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
+
 /// The client's address: the last `x-forwarded-for` hop when the peer is a
-/// loopback proxy (the sidecar in the same pod), else the peer itself. The
-/// last hop is the one the sidecar appended from its own connection; the hops
-/// before it are whatever the client wrote, so trusting them would let any
-/// REST client pick the address it is throttled and audited under. An
-/// `x-forwarded-for` from a remote peer is ignored altogether.
-pub fn client_ip<T>(request: &tonic::Request<T>) -> Option<String> {
-    let peer = request.remote_addr().map(|a| a.ip());
+/// trusted proxy (by default loopback: the sidecar in the same pod), else
+/// the peer itself. The last hop is the one the proxy appended from its own
+/// connection; the hops before it are whatever the client wrote, so
+/// trusting them would let any REST client pick the address it is throttled
+/// and audited under. An `x-forwarded-for` from any other peer is ignored
+/// altogether.
+pub fn client_ip<T>(request: &tonic::Request<T>, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = request.remote_addr().map(|a| a.ip().to_canonical());
     let forwarded = || {
         request
             .metadata()
@@ -244,12 +331,12 @@ pub fn client_ip<T>(request: &tonic::Request<T>) -> Option<String> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
     };
     match peer {
-        Some(ip) if ip.is_loopback() => forwarded().or(Some(ip)),
+        Some(ip) if trusted.contains(ip) => forwarded().or(Some(ip)),
         other => other,
     }
-    .map(|ip| ip.to_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::DEFAULT_TRUSTED_PROXIES;
 use crate::config::parse_duration;
 use crate::domain::secret::DEFAULT_TOKEN_PREFIX;
 use crate::domain::subject::SYSTEM_USERNAME;
@@ -157,6 +158,22 @@ pub struct ServeArgs {
     /// The window failed authentications are counted in.
     #[arg(long, env = "TOKEND_AUTH_FAILURE_WINDOW", default_value = "1m", value_parser = parse_duration)]
     pub auth_failure_window: Duration,
+
+    /// IPv6 clients are throttled together by this many leading bits of
+    /// their address (64: one host's share of a network); IPv4 by address.
+    #[arg(long, env = "TOKEND_AUTH_FAILURE_IPV6_PREFIX", default_value_t = 64)]
+    pub auth_failure_ipv6_prefix: u8,
+
+    /// Comma-separated CIDRs of the proxies whose last x-forwarded-for hop
+    /// names the client (throttling, audit, lastUsedIpAddress); any other
+    /// peer is the client itself. Empty: trust no proxy.
+    #[arg(long, env = "TOKEND_TRUSTED_PROXIES", default_value = DEFAULT_TRUSTED_PROXIES)]
+    pub trusted_proxies: String,
+
+    /// How long audit rows are kept before a background task deletes them
+    /// (in batches); 0 keeps them forever.
+    #[arg(long, env = "TOKEND_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
 
     /// PEM certificate chain: serve gRPC over TLS (needs --tls-key).
     #[arg(long, env = "TOKEND_TLS_CERT", requires = "tls_key")]

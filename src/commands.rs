@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::auth::TrustedProxies;
 use crate::cache::CacheSettings;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs, TokenCommand, TokenCreateArgs};
@@ -14,6 +15,7 @@ use crate::domain::subject::Subject;
 use crate::domain::time::now_seconds;
 use crate::domain::token::{CreateTokenInput, NewToken, TokenKind, TokenType};
 use crate::issue::{IssueError, issue};
+use crate::net::parse_cidr_list;
 use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::throttle::ThrottleSettings;
@@ -107,10 +109,20 @@ pub fn settings(global: &GlobalArgs, args: &ServeArgs) -> Result<Settings, Comma
         keepalive_interval: args.keepalive_interval,
         keepalive_timeout: args.keepalive_timeout,
     };
+    if !(32..=128).contains(&args.auth_failure_ipv6_prefix) {
+        return Err(CommandError::Config(
+            "--auth-failure-ipv6-prefix must be between 32 and 128".into(),
+        ));
+    }
     settings.throttle = ThrottleSettings {
         threshold: args.auth_failure_threshold,
         window: args.auth_failure_window,
+        ipv6_prefix: args.auth_failure_ipv6_prefix,
     };
+    settings.trusted_proxies = parse_cidr_list(&args.trusted_proxies)
+        .map(TrustedProxies::new)
+        .map_err(|e| CommandError::Config(format!("--trusted-proxies: {e}")))?;
+    settings.audit_retention = (!args.audit_retention.is_zero()).then_some(args.audit_retention);
     settings.tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -240,4 +252,69 @@ async fn create_token(global: &GlobalArgs, args: &TokenCreateArgs) -> Result<(),
     writeln!(out, "{}", secret.expose())?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<Settings, CommandError> {
+        let cli = Cli::try_parse_from([&["tokend", "serve"], args].concat()).expect("flags parse");
+        let Command::Serve(serve) = &cli.command else {
+            unreachable!("serve was asked for")
+        };
+        settings(&cli.global, serve)
+    }
+
+    #[test]
+    fn retention_proxies_and_ipv6_prefix() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(
+            defaults.audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(defaults.trusted_proxies, TrustedProxies::default());
+        assert!(
+            defaults
+                .trusted_proxies
+                .contains("127.0.0.6".parse().unwrap())
+        );
+        assert!(defaults.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(
+            !defaults
+                .trusted_proxies
+                .contains("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(defaults.throttle.ipv6_prefix, 64);
+
+        let set = serve(&[
+            "--audit-retention",
+            "0",
+            "--trusted-proxies",
+            "10.0.0.0/8, fd00::/8",
+            "--auth-failure-ipv6-prefix",
+            "56",
+        ])
+        .unwrap();
+        assert_eq!(set.audit_retention, None, "0 keeps audit rows forever");
+        assert!(set.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(!set.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!(set.throttle.ipv6_prefix, 56);
+        let none = serve(&["--trusted-proxies", ""]).unwrap();
+        assert!(!none.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+
+        for bad in [
+            ["--trusted-proxies", "10.0.0.1/8"],
+            ["--trusted-proxies", "loopback"],
+            ["--auth-failure-ipv6-prefix", "16"],
+            ["--auth-failure-ipv6-prefix", "129"],
+        ] {
+            assert!(
+                matches!(serve(&bad), Err(CommandError::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }

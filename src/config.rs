@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::TrustedProxies;
 use crate::cache::CacheSettings;
 use crate::domain::secret::TokenPrefix;
 use crate::store::{DatabaseKind, StoreOptions};
@@ -74,6 +75,10 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// How long shutdown waits for in-flight calls before abandoning them.
     pub shutdown_grace_period: Duration,
+    /// How long audit rows are kept; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
+    /// The proxies whose `x-forwarded-for` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Limits that keep one client from exhausting the server.
@@ -137,12 +142,17 @@ impl Settings {
             throttle: ThrottleSettings::default(),
             tls: None,
             shutdown_grace_period: Duration::from_secs(20),
+            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
 
+/// `--audit-retention`'s default: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
 /// Parses a duration written as a number with a unit: `250ms`, `5s`, `2m`,
-/// `1h`. A bare number is seconds.
+/// `1h`, `90d`. A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -151,13 +161,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 5s, 2m or 1h"))?;
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 5s, 2m, 1h or 90d"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{text:?} has an unknown unit; use ms, s, m or h")),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit; use ms, s, m, h or d"
+            ));
+        }
     };
     Ok(duration)
 }
@@ -175,7 +190,9 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5 s").is_err());
         assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1d").is_err());
+        assert_eq!(parse_duration("90d"), Ok(DEFAULT_AUDIT_RETENTION));
+        assert_eq!(parse_duration("0d"), Ok(Duration::ZERO));
+        assert!(parse_duration("1w").is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod domain;
 pub mod guard;
 pub mod issue;
 pub mod metrics;
+pub mod net;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -130,6 +130,7 @@ impl Application {
             FailureGuard {
                 throttle: AuthThrottle::new(settings.throttle),
                 metrics: metrics.clone(),
+                trusted_proxies: settings.trusted_proxies.clone(),
             },
         );
         let service = TokenService::new(Arc::new(AppState {
@@ -162,6 +163,13 @@ impl Application {
             tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        let prune_task = settings.audit_retention.map(|retention| {
+            tokio::spawn(crate::retention::prune_periodically(
+                store.clone(),
+                retention,
                 stop_rx.clone(),
             ))
         });
@@ -237,6 +245,9 @@ impl Application {
         });
         let finished = tokio::time::timeout(left, async {
             let _ = flush_task.await;
+            if let Some(task) = prune_task {
+                let _ = task.await;
+            }
             if let Some(task) = metrics_task {
                 let _ = task.await;
             }

@@ -1,9 +1,11 @@
 //! Brute-force resistance: failed authentications counted per client address
-//! in a fixed window; past the threshold, that address's failures are
-//! answered RESOURCE_EXHAUSTED (with the window as the retry hint) instead
-//! of UNAUTHENTICATED. Successful calls are never throttled, from any
-//! address: a valid secret costs the attacker nothing to keep using and
-//! shutting it out would let an attacker lock out a NAT-shared client.
+//! (IPv4 /32, IPv6 by a configurable prefix, /64 by default: one host's
+//! share of a network) in a fixed window. An address past the threshold is
+//! answered RESOURCE_EXHAUSTED (with the window as the retry hint) for the
+//! rest of its window, before any lookup: its attempts never reach the
+//! database. The price: clients behind the same address (a NAT, or a proxy
+//! that is not in `--trusted-proxies`) are refused with it, valid secret or
+//! not, for at most one window.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub struct ThrottleSettings {
     pub threshold: u32,
     /// The counting window.
     pub window: Duration,
+    /// IPv6 addresses are counted together by this many leading bits.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ThrottleSettings {
@@ -26,6 +30,7 @@ impl Default for ThrottleSettings {
         Self {
             threshold: 20,
             window: Duration::from_secs(60),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -62,14 +67,34 @@ impl AuthThrottle {
         Self { failures, settings }
     }
 
+    /// The key `ip` is counted under: the address itself for IPv4 (and
+    /// IPv4-mapped IPv6), its first `ipv6_prefix` bits for IPv6.
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            v4 @ IpAddr::V4(_) => v4,
+            v6 => crate::net::truncate(v6, self.settings.ipv6_prefix),
+        }
+    }
+
+    /// Whether `ip` is already past the threshold: its next attempt is
+    /// refused without a lookup. An unknown address is never throttled.
+    pub fn is_throttled(&self, ip: Option<IpAddr>) -> bool {
+        let (Some(failures), Some(ip)) = (&self.failures, ip) else {
+            return false;
+        };
+        failures
+            .get(&self.key(ip))
+            .is_some_and(|count| count.load(Ordering::Relaxed) >= self.settings.threshold)
+    }
+
     /// Counts a failure from `ip`; true when the address is now over the
     /// threshold (this failure is to be answered RESOURCE_EXHAUSTED).
-    pub fn fail(&self, ip: Option<&str>) -> bool {
-        let (Some(failures), Some(ip)) = (&self.failures, ip.and_then(|ip| ip.parse().ok())) else {
+    pub fn fail(&self, ip: Option<IpAddr>) -> bool {
+        let (Some(failures), Some(ip)) = (&self.failures, ip) else {
             return false;
         };
         let count = failures
-            .get_with(ip, || Arc::new(AtomicU32::new(0)))
+            .get_with(self.key(ip), || Arc::new(AtomicU32::new(0)))
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1);
         count > self.settings.threshold
@@ -85,44 +110,74 @@ impl AuthThrottle {
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    fn throttle(threshold: u32, window: Duration) -> AuthThrottle {
+        AuthThrottle::new(ThrottleSettings {
+            threshold,
+            window,
+            ..ThrottleSettings::default()
+        })
+    }
+
     #[test]
     fn throttles_after_threshold_per_address() {
-        let throttle = AuthThrottle::new(ThrottleSettings {
-            threshold: 3,
-            window: Duration::from_secs(60),
-        });
-        let a = Some("10.0.0.1");
-        assert!(!throttle.fail(a));
-        assert!(!throttle.fail(a));
-        assert!(!throttle.fail(a));
+        let throttle = throttle(3, Duration::from_secs(60));
+        let a = ip("10.0.0.1");
+        for _ in 0..3 {
+            assert!(!throttle.is_throttled(a));
+            assert!(!throttle.fail(a));
+        }
+        assert!(throttle.is_throttled(a), "decided before the next attempt");
         assert!(throttle.fail(a));
-        assert!(
-            !throttle.fail(Some("10.0.0.2")),
-            "other addresses unaffected"
-        );
+        assert!(!throttle.is_throttled(ip("10.0.0.2")));
+        assert!(!throttle.fail(ip("10.0.0.2")), "other addresses unaffected");
         assert!(!throttle.fail(None), "unknown address never throttled");
+        assert!(!throttle.is_throttled(None));
+    }
+
+    #[test]
+    fn ipv6_is_counted_by_prefix_and_ipv4_by_address() {
+        let throttle = throttle(2, Duration::from_secs(60));
+        assert!(!throttle.fail(ip("2001:db8:1:2::1")));
+        assert!(!throttle.fail(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert!(throttle.is_throttled(ip("2001:db8:1:2::99")), "same /64");
+        assert!(!throttle.is_throttled(ip("2001:db8:1:3::1")), "next /64");
+        assert!(!throttle.fail(ip("10.0.0.1")));
+        assert!(!throttle.fail(ip("10.0.0.1")));
+        assert!(throttle.is_throttled(ip("::ffff:10.0.0.1")), "IPv4-mapped");
+        assert!(!throttle.is_throttled(ip("10.0.0.2")), "IPv4 stays /32");
+        let exact = AuthThrottle::new(ThrottleSettings {
+            threshold: 1,
+            ipv6_prefix: 128,
+            ..ThrottleSettings::default()
+        });
+        assert!(!exact.fail(ip("2001:db8::1")));
+        assert!(
+            !exact.is_throttled(ip("2001:db8::2")),
+            "/128: exact addresses"
+        );
+        assert!(exact.is_throttled(ip("2001:db8::1")));
     }
 
     #[test]
     fn window_resets_counts() {
-        let throttle = AuthThrottle::new(ThrottleSettings {
-            threshold: 1,
-            window: Duration::from_millis(50),
-        });
-        assert!(!throttle.fail(Some("::1")));
-        assert!(throttle.fail(Some("::1")));
+        let throttle = throttle(1, Duration::from_millis(50));
+        assert!(!throttle.fail(ip("::1")));
+        assert!(throttle.fail(ip("::1")));
         std::thread::sleep(Duration::from_millis(120));
-        assert!(!throttle.fail(Some("::1")));
+        assert!(!throttle.is_throttled(ip("::1")));
+        assert!(!throttle.fail(ip("::1")));
     }
 
     #[test]
     fn zero_threshold_is_off() {
-        let throttle = AuthThrottle::new(ThrottleSettings {
-            threshold: 0,
-            window: Duration::from_secs(1),
-        });
+        let throttle = throttle(0, Duration::from_secs(1));
         for _ in 0..100 {
-            assert!(!throttle.fail(Some("10.0.0.1")));
+            assert!(!throttle.fail(ip("10.0.0.1")));
+            assert!(!throttle.is_throttled(ip("10.0.0.1")));
         }
     }
 }

@@ -3,10 +3,11 @@
 //! shutdown). `lastUsedAt` is therefore at most one flush interval stale.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::domain::ids::TokenId;
-use crate::store::{FailureRecord, Store, StoreError, UsageRecord};
+use crate::store::{FailedToken, FailureOrigin, FailureRecord, Store, StoreError, UsageRecord};
 
 /// The latest use of each token since the last flush.
 #[derive(Debug, Default)]
@@ -63,77 +64,231 @@ impl UsageRecorder {
     }
 }
 
-/// Most distinct (token, address, reason) keys kept between flushes; past
-/// it, failures are counted without their token id, so a flood of random
-/// ids cannot grow memory.
-const MAX_FAILURE_KEYS: usize = 10_000;
+/// Most (token, address, reason) keys of failures charged to tokens kept
+/// between flushes. Each needs a real secret of a token, so only holders of
+/// disabled, expired or rotated-out secrets can add them.
+const MAX_CHARGED_KEYS: usize = 10_000;
 
-/// What failures are aggregated by: the token the secret named (if any),
-/// the client address and the reason.
-type FailureKey = (Option<TokenId>, Option<String>, &'static str);
+/// Most (address, reason) keys of failures charged to no token kept between
+/// flushes; past it, new addresses are counted together, per reason, as
+/// [`FailureOrigin::OtherAddresses`]. Reasons are a fixed set, so one flush
+/// writes at most this many tenant-less rows plus one per reason.
+const MAX_ANONYMOUS_KEYS: usize = 1_000;
 
-/// Failed authentications since the last flush, per [`FailureKey`], as
-/// (count, last time); written as AUTHENTICATION_FAILED audit events.
+type ChargedKey = (FailedToken, FailureOrigin, &'static str);
+type AnonymousKey = (FailureOrigin, &'static str);
+
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    count: u32,
+    last_at: i64,
+}
+
+impl Tally {
+    fn add(&mut self, count: u32, at: i64) {
+        self.count = self.count.saturating_add(count);
+        self.last_at = self.last_at.max(at);
+    }
+}
+
 #[derive(Debug, Default)]
+struct PendingFailures {
+    charged: HashMap<ChargedKey, Tally>,
+    anonymous: HashMap<AnonymousKey, Tally>,
+}
+
+/// Failed authentications since the last flush, written as
+/// AUTHENTICATION_FAILED audit events: those charged to a token (its real
+/// secret was presented) per token, address and reason; the rest without a
+/// tenant, per address and reason. Both maps are bounded, so neither a spray
+/// of forged secrets nor one from many addresses can grow memory or the
+/// rows one flush writes.
+#[derive(Debug)]
 pub struct FailureRecorder {
-    pending: Mutex<HashMap<FailureKey, (u32, i64)>>,
+    pending: Mutex<PendingFailures>,
+    max_charged: usize,
+    max_anonymous: usize,
+}
+
+impl Default for FailureRecorder {
+    fn default() -> Self {
+        Self::with_bounds(MAX_CHARGED_KEYS, MAX_ANONYMOUS_KEYS)
+    }
 }
 
 impl FailureRecorder {
-    /// Counts one failure at `at` from `ip`, naming `token_id` if the secret
-    /// named one.
+    /// A recorder keeping at most `max_charged` charged and `max_anonymous`
+    /// tenant-less keys (plus one "other addresses" key per reason).
+    pub fn with_bounds(max_charged: usize, max_anonymous: usize) -> Self {
+        Self {
+            pending: Mutex::new(PendingFailures::default()),
+            max_charged,
+            max_anonymous,
+        }
+    }
+
+    /// Counts one failure at `at` from `ip`, charged to `token` when its real
+    /// secret was presented.
     pub fn record(
         &self,
-        token_id: Option<TokenId>,
-        ip: Option<&str>,
+        token: Option<FailedToken>,
+        ip: Option<IpAddr>,
         reason: &'static str,
         at: i64,
     ) {
+        let origin = ip.map_or(FailureOrigin::Unknown, |ip| {
+            FailureOrigin::Address(ip.to_string())
+        });
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let token_id = if pending.len() >= MAX_FAILURE_KEYS {
-            None
-        } else {
-            token_id
-        };
-        let entry = pending
-            .entry((token_id, ip.map(str::to_owned), reason))
-            .or_insert((0, at));
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = entry.1.max(at);
+        self.add(&mut pending, token, origin, reason, 1, at);
+    }
+
+    fn add(
+        &self,
+        pending: &mut PendingFailures,
+        token: Option<FailedToken>,
+        origin: FailureOrigin,
+        reason: &'static str,
+        count: u32,
+        at: i64,
+    ) {
+        if let Some(token) = token {
+            let key = (token, origin, reason);
+            if let Some(tally) = pending.charged.get_mut(&key) {
+                return tally.add(count, at);
+            }
+            if pending.charged.len() < self.max_charged {
+                pending.charged.insert(key, Tally { count, last_at: at });
+                return;
+            }
+            // Full: further addresses are counted under the token's "other
+            // addresses" key, which may take the map up to twice its bound;
+            // past that, the failure is kept tenant-less.
+            let (token, origin, reason) = key;
+            let other = (token, FailureOrigin::OtherAddresses, reason);
+            if let Some(tally) = pending.charged.get_mut(&other) {
+                return tally.add(count, at);
+            }
+            if pending.charged.len() < self.max_charged.saturating_mul(2) {
+                pending.charged.insert(other, Tally { count, last_at: at });
+                return;
+            }
+            return self.add(pending, None, origin, reason, count, at);
+        }
+        let mut key = (origin, reason);
+        if !pending.anonymous.contains_key(&key) && pending.anonymous.len() >= self.max_anonymous {
+            key.0 = FailureOrigin::OtherAddresses;
+        }
+        pending
+            .anonymous
+            .entry(key)
+            .or_insert(Tally {
+                count: 0,
+                last_at: at,
+            })
+            .add(count, at);
+    }
+
+    /// How many keys are pending (charged, tenant-less).
+    pub fn pending(&self) -> (usize, usize) {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (pending.charged.len(), pending.anonymous.len())
+    }
+
+    fn drain(&self) -> Vec<FailureRecord> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let charged = pending
+            .charged
+            .into_iter()
+            .map(|((token, origin, reason), tally)| (Some(token), origin, reason, tally));
+        let anonymous = pending
+            .anonymous
+            .into_iter()
+            .map(|((origin, reason), tally)| (None, origin, reason, tally));
+        charged
+            .chain(anonymous)
+            .map(|(token, origin, reason, tally)| FailureRecord {
+                token,
+                origin,
+                count: tally.count,
+                last_at: tally.last_at,
+                reason,
+            })
+            .collect()
     }
 
     /// Writes every pending failure; on error they are counted again for the
-    /// next flush.
+    /// next flush. Logs one line summing up the tenant-less ones.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<FailureRecord> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending
-                .drain()
-                .map(|((token_id, ip, reason), (count, last_at))| FailureRecord {
-                    token_id,
-                    ip,
-                    count,
-                    last_at,
-                    reason,
-                })
-                .collect()
-        };
+        let batch = self.drain();
         if batch.is_empty() {
             return Ok(0);
         }
         match store.record_auth_failures(&batch).await {
-            Ok(()) => Ok(batch.len()),
+            Ok(()) => {
+                log_summary(&batch);
+                Ok(batch.len())
+            }
             Err(err) => {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 for record in batch {
-                    let key = (record.token_id, record.ip, record.reason);
-                    let entry = pending.entry(key).or_insert((0, record.last_at));
-                    entry.0 = entry.0.saturating_add(record.count);
+                    let (token, origin, reason) = (record.token, record.origin, record.reason);
+                    self.add(
+                        &mut pending,
+                        token,
+                        origin,
+                        reason,
+                        record.count,
+                        record.last_at,
+                    );
                 }
                 Err(err)
             }
         }
     }
+}
+
+/// One log line per flush for the failures charged to no token (which no
+/// API caller can read): how many, from how many addresses, the busiest.
+fn log_summary(batch: &[FailureRecord]) {
+    let anonymous = batch.iter().filter(|r| r.token.is_none());
+    let (mut failures, mut past_bound) = (0u64, 0u64);
+    let mut addresses = std::collections::HashSet::new();
+    let mut busiest: Option<&FailureRecord> = None;
+    for record in anonymous {
+        failures += u64::from(record.count);
+        match &record.origin {
+            FailureOrigin::Address(ip) => {
+                addresses.insert(ip.as_str());
+            }
+            FailureOrigin::OtherAddresses => past_bound += u64::from(record.count),
+            FailureOrigin::Unknown => {}
+        }
+        if matches!(record.origin, FailureOrigin::Address(_))
+            && busiest.is_none_or(|b| b.count < record.count)
+        {
+            busiest = Some(record);
+        }
+    }
+    if failures == 0 {
+        return;
+    }
+    let (busiest_address, busiest_failures) = match busiest {
+        Some(FailureRecord {
+            origin: FailureOrigin::Address(ip),
+            count,
+            ..
+        }) => (ip.as_str(), *count),
+        _ => ("", 0),
+    };
+    tracing::warn!(
+        failures,
+        addresses = addresses.len(),
+        past_bound,
+        busiest_address,
+        busiest_failures,
+        "failed authentications that presented no usable secret of any token, since the last flush"
+    );
 }
 
 #[cfg(test)]
@@ -158,5 +313,97 @@ mod tests {
             pending.get(&id(1)),
             Some(&(30, Some("10.0.0.2".to_owned())))
         );
+    }
+
+    fn charged(n: u8) -> FailedToken {
+        FailedToken {
+            organization_id: crate::domain::ids::OrganizationId::parse("org", "org-a").unwrap(),
+            token_id: id(n),
+            token_type: crate::domain::token::TokenType::Organization,
+            entity_id: crate::domain::ids::EntityId::from_stored("org-a".to_owned()),
+        }
+    }
+
+    fn address(n: u32) -> Option<IpAddr> {
+        Some(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n)))
+    }
+
+    fn total(records: &[FailureRecord]) -> u32 {
+        records.iter().map(|r| r.count).sum()
+    }
+
+    #[test]
+    fn tenantless_failures_past_the_bound_share_one_bucket_per_reason() {
+        let failures = FailureRecorder::with_bounds(10, 5);
+        for n in 0..1000 {
+            failures.record(
+                None,
+                address(n),
+                "unknown or revoked secret",
+                100 + i64::from(n),
+            );
+        }
+        failures.record(None, address(0), "unknown or revoked secret", 50);
+        failures.record(None, address(2000), "malformed secret", 7);
+        assert_eq!(
+            failures.pending(),
+            (0, 7),
+            "5 addresses + one bucket per reason"
+        );
+        let records = failures.drain();
+        assert_eq!(total(&records), 1002, "nothing is lost, only collapsed");
+        let other: Vec<_> = records
+            .iter()
+            .filter(|r| r.origin == FailureOrigin::OtherAddresses)
+            .collect();
+        assert_eq!(other.len(), 2);
+        let unknown = other
+            .iter()
+            .find(|r| r.reason == "unknown or revoked secret")
+            .unwrap();
+        assert_eq!((unknown.count, unknown.last_at), (995, 1099));
+        assert!(records.iter().all(|r| r.token.is_none()));
+        assert_eq!(
+            records
+                .iter()
+                .find(|r| r.origin == FailureOrigin::Address("10.0.0.0".into()))
+                .map(|r| (r.count, r.last_at)),
+            Some((2, 100)),
+            "a known address keeps counting past the bound"
+        );
+        assert_eq!(failures.pending(), (0, 0), "drained");
+    }
+
+    #[test]
+    fn charged_failures_are_bounded_too() {
+        let failures = FailureRecorder::with_bounds(2, 2);
+        // Token 1 from two addresses fills the exact-address keys.
+        for n in 0..2 {
+            failures.record(Some(charged(1)), address(n), "token disabled", 1);
+        }
+        // Its further addresses share one "other addresses" key; so do a
+        // second token's. A third token's and fourth's find the map at twice
+        // its bound and stay tenant-less (and bounded there).
+        for n in 2..50 {
+            failures.record(Some(charged(1)), address(n), "token disabled", 1);
+        }
+        failures.record(Some(charged(2)), address(0), "token expired", 1);
+        for n in 0..10 {
+            failures.record(Some(charged(3)), address(n), "token expired", 1);
+        }
+        assert_eq!(failures.pending(), (4, 3));
+        let records = failures.drain();
+        assert_eq!(total(&records), 61);
+        let charged_to = |n: u8| {
+            records
+                .iter()
+                .filter(|r| r.token == Some(charged(n)))
+                .map(|r| r.count)
+                .sum::<u32>()
+        };
+        assert_eq!((charged_to(1), charged_to(2), charged_to(3)), (50, 1, 0));
+        assert!(records.iter().any(|r| r.token == Some(charged(1))
+            && r.origin == FailureOrigin::OtherAddresses
+            && r.count == 48));
     }
 }

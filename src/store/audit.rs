@@ -5,7 +5,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::entity::{api_token, audit_event};
+use super::entity::audit_event;
 use super::{Store, StoreError};
 use crate::domain::audit::{Actor, AuditAction, AuditEvent};
 use crate::domain::ids::{EntityId, OrganizationId, TokenId};
@@ -50,14 +50,40 @@ pub(super) async fn append<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Failed authentications from one client address naming one token (or
-/// none), aggregated over a flush interval.
+/// The token a failed authentication is charged to: one whose real secret
+/// was presented (while it was disabled, expired, not yet valid, or rotated
+/// out). A secret that merely names a token id charges nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FailedToken {
+    /// The token's organization: whose trail the failure goes to.
+    pub organization_id: OrganizationId,
+    /// The token.
+    pub token_id: TokenId,
+    /// Its type when the secret was presented.
+    pub token_type: TokenType,
+    /// Its entity when the secret was presented.
+    pub entity_id: EntityId,
+}
+
+/// Where failed authentications came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureOrigin {
+    /// One client address.
+    Address(String),
+    /// No address was known.
+    Unknown,
+    /// Addresses past the recorder's bound, counted together.
+    OtherAddresses,
+}
+
+/// Failed authentications from one origin, charged to one token (or to
+/// none), for one reason, aggregated over a flush interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureRecord {
-    /// The token the presented secret named, if it named one.
-    pub token_id: Option<TokenId>,
-    /// The client address.
-    pub ip: Option<String>,
+    /// The token whose real secret was presented, if one was.
+    pub token: Option<FailedToken>,
+    /// The client address, or which bucket.
+    pub origin: FailureOrigin,
     /// How many failures.
     pub count: u32,
     /// The last one (Unix seconds).
@@ -65,6 +91,10 @@ pub struct FailureRecord {
     /// Why, in words (never the secret).
     pub reason: &'static str,
 }
+
+/// Audit rows deleted by one pruning statement: small enough that each
+/// DELETE holds its locks for milliseconds.
+pub const PRUNE_BATCH: u64 = 1000;
 
 impl Store {
     /// One page of the events of token `id` in `org`, newest first, and how
@@ -119,59 +149,14 @@ impl Store {
         }))
     }
 
-    /// Writes aggregated failed authentications. Failures naming an existing
-    /// token are attributed to it (and show in its trail); the rest are kept
-    /// per client address without a token, so random ids cannot grow the
-    /// table by more than one row per address and flush.
+    /// Writes aggregated failed authentications as they come: the caller
+    /// (the recorder) has bounded how many records one flush holds. A record
+    /// with a token goes to that token's trail; the rest carry no tenant and
+    /// are seen by no API caller.
     #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "record_auth_failures", system = self.kind.as_str()))]
     pub async fn record_auth_failures(&self, records: &[FailureRecord]) -> Result<(), StoreError> {
         let _timer = super::DbTimer::start();
-        if records.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = records
-            .iter()
-            .filter_map(|r| r.token_id.as_ref())
-            .map(TokenId::as_str)
-            .collect();
-        let known: Vec<api_token::Model> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            api_token::Entity::find()
-                .filter(api_token::Column::Id.is_in(ids))
-                .all(&self.read)
-                .await?
-        };
-        let mut rows = Vec::new();
-        // Failures naming no known token, per (address, reason): reasons are
-        // a fixed set, so this stays small whatever the client sends.
-        let mut anonymous: std::collections::BTreeMap<(Option<String>, &'static str), (u32, i64)> =
-            Default::default();
-        for record in records {
-            let token = record
-                .token_id
-                .as_ref()
-                .and_then(|id| known.iter().find(|t| t.id == id.as_str()));
-            match token {
-                Some(t) => rows.push(failure_row(
-                    Some(t),
-                    record.ip.clone(),
-                    record.count,
-                    record.last_at,
-                    record.reason,
-                )),
-                None => {
-                    let entry = anonymous
-                        .entry((record.ip.clone(), record.reason))
-                        .or_insert((0, 0));
-                    entry.0 = entry.0.saturating_add(record.count);
-                    entry.1 = entry.1.max(record.last_at);
-                }
-            }
-        }
-        for ((ip, reason), (count, last_at)) in anonymous {
-            rows.push(failure_row(None, ip, count, last_at, reason));
-        }
+        let rows: Vec<_> = records.iter().map(failure_row).collect();
         for chunk in rows.chunks(200) {
             audit_event::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&self.write)
@@ -179,29 +164,55 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Deletes at most [`PRUNE_BATCH`] audit rows that happened before
+    /// `cutoff` (Unix seconds); returns how many. One short statement, found
+    /// through `idx_audit_events_occurred_at`; the caller repeats it with a
+    /// pause until fewer than a batch are deleted.
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "prune_audit_events", system = self.kind.as_str()))]
+    pub async fn prune_audit_events(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let _timer = super::DbTimer::start();
+        let backend = self.backend();
+        let placeholder = match backend {
+            sea_orm::DbBackend::Postgres => "$1",
+            _ => "?",
+        };
+        let sql = format!(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE occurred_at < {placeholder} LIMIT {PRUNE_BATCH})"
+        );
+        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, [cutoff.into()]);
+        Ok(self.write.execute_raw(statement).await?.rows_affected())
+    }
 }
 
-fn failure_row(
-    token: Option<&api_token::Model>,
-    ip: Option<String>,
-    count: u32,
-    last_at: i64,
-    reason: &str,
-) -> audit_event::ActiveModel {
+fn failure_row(record: &FailureRecord) -> audit_event::ActiveModel {
+    let token = record.token.as_ref();
+    let (ip, detail) = match &record.origin {
+        FailureOrigin::Address(ip) => (Some(ip.clone()), record.reason.to_owned()),
+        FailureOrigin::Unknown => (None, record.reason.to_owned()),
+        FailureOrigin::OtherAddresses => (
+            None,
+            format!(
+                "{} (from addresses past the per-interval bound)",
+                record.reason
+            ),
+        ),
+    };
     audit_event::ActiveModel {
         id: NotSet,
-        organization_id: Set(token.map(|t| t.organization_id.clone())),
-        token_id: Set(token.map(|t| t.id.clone())),
-        token_type: Set(token.map(|t| t.token_type.clone())),
-        token_entity_id: Set(token.map(|t| t.entity_id.clone())),
+        organization_id: Set(token.map(|t| t.organization_id.as_str().to_owned())),
+        token_id: Set(token.map(|t| t.token_id.as_str().to_owned())),
+        token_type: Set(token.map(|t| t.token_type.as_str().to_owned())),
+        token_entity_id: Set(token.map(|t| t.entity_id.as_str().to_owned())),
         action: Set(AuditAction::AuthenticationFailed.as_str().to_owned()),
         actor_id: Set(None),
         actor_type: Set(None),
         actor_name: Set(None),
         ip: Set(ip),
-        occurred_at: Set(last_at),
-        detail: Set(reason.to_owned()),
-        count: Set(i32::try_from(count).unwrap_or(i32::MAX)),
+        occurred_at: Set(record.last_at),
+        detail: Set(detail),
+        count: Set(i32::try_from(record.count).unwrap_or(i32::MAX)),
     }
 }
 

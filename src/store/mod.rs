@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-pub use audit::FailureRecord;
+pub use audit::{FailedToken, FailureOrigin, FailureRecord, PRUNE_BATCH};
 pub use error::StoreError;
 pub use lifecycle::{Mutated, RoleGuard, Rotation};
 pub use list::{ListStatements, list_statements};

@@ -3,8 +3,6 @@
 use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tokend::domain::ids::TokenId;
-use tokend::domain::secret::TokenSecret;
 use tokend::pb;
 use tokend::pb::api_token_role::EntityType;
 use tokend::pb::audit_event::Action;
@@ -159,54 +157,6 @@ async fn every_mutation_is_audited(db: Db) {
     app.stop().await;
 }
 
-async fn failed_authentications_are_aggregated(db: Db) {
-    let app = TestApp::spawn(db).await;
-    let token = app.create(workspace_token("target", "ws1")).await;
-    let id = TokenId::parse_generated(&token.id).unwrap();
-    let forged = TokenSecret::from_parts(id, [7; 32])
-        .reveal(&app.prefix)
-        .into_exposed();
-    for _ in 0..5 {
-        let mut request = with_bearer(
-            &forged,
-            pb::ApiTokenSecret {
-                token: token.token.clone(),
-            },
-        );
-        request
-            .metadata_mut()
-            .insert("x-forwarded-for", "198.51.100.9".parse().unwrap());
-        assert_code(
-            app.client.clone().lookup_api_token(request).await,
-            Code::Unauthenticated,
-        );
-    }
-    // One aggregate per flush: the five may land in one event or be split
-    // across two flushes; together they count five.
-    let failures = eventually("the failures to be flushed", || async {
-        let events = app
-            .client
-            .clone()
-            .list_audit_events(app.req(events_request(&token.id)))
-            .await
-            .ok()?
-            .into_inner();
-        let failures: Vec<_> = events
-            .events
-            .into_iter()
-            .filter(|e| e.action == Action::AuthenticationFailed as i32)
-            .collect();
-        (failures.iter().map(|e| e.count).sum::<i32>() == 5).then_some(failures)
-    })
-    .await;
-    for event in failures {
-        assert_eq!(event.ip_address, "198.51.100.9");
-        assert!(event.actor.is_none());
-        assert_eq!(event.detail, "unknown or revoked secret");
-    }
-    app.stop().await;
-}
-
 /// Everything the database holds, as text: every row of every table on
 /// PostgreSQL; the raw bytes of the database file and its WAL on SQLite.
 async fn database_dump(db: &TestDb) -> String {
@@ -345,7 +295,6 @@ async fn other_organizations_look_exactly_like_absence(db: Db) {
 
 both_databases!(
     every_mutation_is_audited,
-    failed_authentications_are_aggregated,
     no_secret_is_ever_stored,
     other_organizations_look_exactly_like_absence,
 );

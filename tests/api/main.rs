@@ -11,6 +11,7 @@ mod authz;
 mod cli;
 mod crash;
 mod create;
+mod failures;
 mod faults;
 mod get;
 mod health;

@@ -7,6 +7,7 @@ mod m20261123_000002_audit;
 mod m20261123_000003_counts;
 mod m20261124_000004_type_sort_indexes;
 mod m20261202_000005_secret_expiry_ms;
+mod m20261203_000006_audit_occurred_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_counts::Migration),
             Box::new(m20261124_000004_type_sort_indexes::Migration),
             Box::new(m20261202_000005_secret_expiry_ms::Migration),
+            Box::new(m20261203_000006_audit_occurred_index::Migration),
         ]
     }
 }
