@@ -277,6 +277,8 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
     let (test_db, owner_id, secret) = database_with_owner(db, "owner").await;
     let url = test_db.url();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    // Operations sent before a kill and never answered, over all rounds.
+    let mut total_cut_off = 0;
 
     for round in 0..ROUNDS {
         let listen = format!("127.0.0.1:{}", free_port());
@@ -333,11 +335,8 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
                 .expect("worker panicked");
         }
         assert!(!log.contains("panicked"), "{log}");
-        // Every worker was mid-call when the kill came; at least one call
-        // was sent before it and never answered (else the kill interrupted
-        // nothing and the round proves nothing).
         let cut_off = cut_off.load(Ordering::SeqCst);
-        assert!(cut_off > 0, "round {round}: the kill cut off no operation");
+        total_cut_off += cut_off;
         let l = ledger.lock().unwrap();
         eprintln!(
             "{db:?} round {round}: killed after {} acknowledgements this round ({} in all, {} tokens known, {} in flight, {cut_off} sent before the kill and cut off)",
@@ -348,6 +347,12 @@ async fn kill_9_mid_burst_loses_nothing_acknowledged(db: Db) {
         );
         drop(l);
     }
+
+    // The kills interrupted calls: some were sent while the server ran and
+    // never answered. (One round may cut off none: on a busy machine the
+    // server may have answered every call already, the answers still unread
+    // by a client that has not been scheduled; five in a row do not.)
+    assert!(total_cut_off > 0, "no kill cut off an operation");
 
     // Restart and check every acknowledged operation.
     let listen = format!("127.0.0.1:{}", free_port());
