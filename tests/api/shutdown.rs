@@ -151,7 +151,11 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
         .await
         .expect("watch")
         .into_inner();
-    let first = watch.message().await.expect("watch").expect("a status");
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a first health status within 5 s")
+        .expect("watch")
+        .expect("a status");
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
     // Another connection holds the write lock: creates wait in the server.
@@ -361,7 +365,11 @@ async fn sigterm_ends_health_watches_instead_of_waiting_for_them(db: Db) {
             .await
             .expect("watch")
             .into_inner();
-        let first = watch.message().await.expect("watch").expect("a status");
+        let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("a first health status within 5 s")
+            .expect("watch")
+            .expect("a status");
         assert_eq!(first.status, ServingStatus::Serving as i32, "{service:?}");
         watches.push((service, watch));
     }
@@ -379,12 +387,16 @@ async fn sigterm_ends_health_watches_instead_of_waiting_for_them(db: Db) {
     // (liveness stays SERVING while the process lives).
     for (service, mut watch) in watches {
         let mut last = ServingStatus::Serving as i32;
-        let ended = loop {
-            match watch.message().await {
-                Ok(Some(status)) => last = status.status,
-                other => break other,
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match watch.message().await {
+                    Ok(Some(status)) => last = status.status,
+                    other => break other,
+                }
             }
-        };
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{service:?}: the watch did not end with the process"));
         assert!(matches!(ended, Ok(None)), "{service:?}: {ended:?}");
         if service != "liveness" {
             assert_eq!(last, ServingStatus::NotServing as i32, "{service:?}");
