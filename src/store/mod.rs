@@ -121,6 +121,24 @@ impl SqliteFile {
     }
 }
 
+/// Pooled connections are handed out only while `file` is still the file
+/// the store opened: a connection opened before the file was moved, deleted
+/// or replaced would keep reading and writing the old one, acknowledging
+/// writes nobody will read. Such a connection is closed instead, and a new
+/// one fails to open (UNAVAILABLE) until the file is back.
+fn same_file_only(opts: &mut ConnectOptions, file: &Option<SqliteFile>) {
+    let Some(file) = file.clone() else {
+        return;
+    };
+    opts.map_sqlx_sqlite_pool_opts(move |pool| {
+        let file = file.clone();
+        pool.before_acquire(move |_, _| {
+            let same = SqliteFile::identity_of(&file.path) == file.identity;
+            Box::pin(async move { Ok(same) })
+        })
+    });
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -164,6 +182,11 @@ impl Store {
             first.max_connections(1).sqlx_logging(false);
             Database::connect(first).await?.close().await?;
         }
+        let file = (!in_memory).then(|| {
+            let path = parsed.get_filename().to_path_buf();
+            let identity = SqliteFile::identity_of(&path);
+            SqliteFile { path, identity }
+        });
         let busy = options.sqlite_busy_timeout;
         let tune = move |o: SqliteConnectOptions| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -179,6 +202,7 @@ impl Store {
             .acquire_timeout(options.acquire_timeout)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(tune);
+        same_file_only(&mut write_opts, &file);
         let write = Database::connect(write_opts).await?;
         if in_memory {
             return Ok(Self {
@@ -195,14 +219,13 @@ impl Store {
             .acquire_timeout(options.acquire_timeout)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(move |o| tune(o).pragma("query_only", "ON"));
+        same_file_only(&mut read_opts, &file);
         let read = Database::connect(read_opts).await?;
-        let path = parsed.get_filename().to_path_buf();
-        let identity = SqliteFile::identity_of(&path);
         Ok(Self {
             read,
             write,
             kind: DatabaseKind::Sqlite,
-            sqlite_file: Some(SqliteFile { path, identity }),
+            sqlite_file: file,
         })
     }
 

@@ -3,8 +3,11 @@
 //! UTF-8, NUL bytes, SQL and LIKE metacharacters in every filter and id,
 //! negative and huge numbers, unknown enum values, hostile sorts, 1,000 DAG
 //! tags, Bearer headers of every wrong shape. Each case gets the contract's
-//! code; afterwards the server still answers and the stored rows are
-//! byte-for-byte what they were.
+//! code; afterwards the server still answers, every stored row is
+//! byte-for-byte what it was, and the only rows added are the audit trail of
+//! the refused credentials the test itself sent.
+
+use std::collections::BTreeSet;
 
 use sea_orm::{ConnectionTrait, Statement};
 use tokend::pb;
@@ -14,10 +17,29 @@ use crate::helpers::*;
 
 crate::both_databases!(hostile_input_gets_its_code_and_changes_nothing);
 
-/// Every stored row that a request could change, as text, in a stable
-/// order. Usage columns are left out: authenticated calls record the
-/// caller's use on purpose.
-async fn snapshot(app: &TestApp) -> Vec<String> {
+/// One `audit_events` row: the fields the checks read, and all of it as
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuditRow {
+    id: i64,
+    action: String,
+    token_id: Option<String>,
+    actor_id: Option<String>,
+    count: i32,
+    text: String,
+}
+
+/// Every stored row, as text, in a stable order: the token tables and
+/// `subjects` (which no hostile request may change), and `audit_events`
+/// (append-only: requests the server refuses at authentication add their
+/// aggregated failures). Usage columns are left out: authenticated calls
+/// record the caller's use on purpose.
+struct Snapshot {
+    rows: Vec<String>,
+    audit: Vec<AuditRow>,
+}
+
+async fn snapshot(app: &TestApp) -> Snapshot {
     let conn = app.db.connect().await;
     let backend = conn.get_database_backend();
     let mut rows = Vec::new();
@@ -26,6 +48,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT token_id || '|' || entity_type || '|' || entity_id || '|' || role || '|' || deployment_id FROM api_token_roles ORDER BY 1",
         "SELECT token_id || '|' || CAST(created_at AS TEXT) || '|' || COALESCE(CAST(expires_at_ms AS TEXT), '-') FROM api_token_secrets ORDER BY 1",
         "SELECT organization_id || '|' || token_type || '|' || entity_id || '|' || kind || '|' || CAST(tokens AS TEXT) FROM api_token_counts ORDER BY 1",
+        "SELECT id || '|' || subject_type || '|' || username || '|' || full_name || '|' || avatar_url || '|' || api_token_name FROM subjects ORDER BY id",
     ] {
         for row in conn
             .query_all_raw(Statement::from_string(backend, sql))
@@ -35,8 +58,62 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
             rows.push(row.try_get_by_index::<String>(0).expect("text"));
         }
     }
+    let sql = "SELECT id, action, token_id, actor_id, count, \
+        CAST(id AS TEXT) || '|' || COALESCE(organization_id, '-') || '|' || COALESCE(token_id, '-') || '|' || \
+        COALESCE(token_type, '-') || '|' || COALESCE(token_entity_id, '-') || '|' || action || '|' || \
+        COALESCE(actor_id, '-') || '|' || COALESCE(actor_type, '-') || '|' || COALESCE(actor_name, '-') || '|' || \
+        COALESCE(ip, '-') || '|' || CAST(occurred_at AS TEXT) || '|' || detail || '|' || CAST(count AS TEXT) AS text \
+        FROM audit_events ORDER BY id";
+    let audit = conn
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|row| AuditRow {
+            id: row.try_get("", "id").expect("id"),
+            action: row.try_get("", "action").expect("action"),
+            token_id: row.try_get("", "token_id").expect("token_id"),
+            actor_id: row.try_get("", "actor_id").expect("actor_id"),
+            count: row.try_get("", "count").expect("count"),
+            text: row.try_get("", "text").expect("text"),
+        })
+        .collect();
     let _ = conn.close().await;
-    rows
+    Snapshot { rows, audit }
+}
+
+/// The audit rows `after` has beyond `before`, which must be kept
+/// unchanged and in place.
+fn audit_added(before: &[AuditRow], after: &[AuditRow]) -> Vec<AuditRow> {
+    assert!(
+        after.len() >= before.len() && after[..before.len()] == *before,
+        "audit rows were changed or removed:\nbefore {before:#?}\nafter {after:#?}"
+    );
+    after[before.len()..].to_vec()
+}
+
+/// Patterns and injections built from `id` that would match it if a
+/// filter were a LIKE pattern, case-insensitive, or spliced into SQL; as an
+/// exact id, none of them is `id`.
+fn near_misses(id: &str) -> Vec<String> {
+    let mut out = vec![
+        format!("{}%", &id[..3]),
+        format!("{id}%"),
+        format!("%{}", &id[id.len() - 2..]),
+        format!("{}_", &id[..id.len() - 1]),
+        format!("_{}", &id[1..]),
+        id.to_uppercase(),
+        format!("{id}' --"),
+        format!("{id}') --"),
+        format!("x' OR entity_id = '{id}"),
+        format!("x' OR '1'='1"),
+    ];
+    if id.contains('_') {
+        out.push(id.replace('_', "\\_"));
+        out.push(id.replace('_', "[_]"));
+    }
+    assert!(out.iter().all(|p| p != id));
+    out
 }
 
 /// `result` failed with one of `codes`; `case` names it in the failure.
@@ -60,11 +137,65 @@ fn list(request: pb::ListApiTokensRequest) -> pb::ListApiTokensRequest {
 
 async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
     let app = TestApp::spawn(db).await;
-    // Something to leak or damage: a token in a workspace whose id a LIKE
-    // wildcard would match, with DAG bindings.
-    let victim = app.create(workspace_token("victim", "ws-victim")).await;
-    let before = snapshot(&app).await;
     let mut api = app.client.clone();
+    // Something to leak or damage: a token with a binding of every kind a
+    // filter reads (workspace, deployment via its DAGs, DAG, DAG tag), on
+    // ids that LIKE patterns and SQL injections below would match.
+    let victim = app.create(workspace_token("victim", "ws-victim")).await;
+    let bindings = [
+        ("workspaceId", "ws-victim"),
+        ("deploymentId", "dep_v1"),
+        ("dagId", "etl_1"),
+        ("dagTags", "nightly_v2"),
+    ];
+    api.update_api_token_roles(app.req(pb::UpdateApiTokenRolesRequest {
+        organization_id: ORG.into(),
+        token_id: victim.id.clone(),
+        roles: vec![
+            pb::ApiTokenRole {
+                entity_id: "ws-victim".into(),
+                entity_type: pb::api_token_role::EntityType::Workspace as i32,
+                role: "WORKSPACE_MEMBER".into(),
+                deployment_id: String::new(),
+            },
+            pb::ApiTokenRole {
+                entity_id: "etl_1".into(),
+                entity_type: pb::api_token_role::EntityType::Dag as i32,
+                role: "DAG_VIEWER".into(),
+                deployment_id: "dep_v1".into(),
+            },
+            pb::ApiTokenRole {
+                entity_id: "nightly_v2".into(),
+                entity_type: pb::api_token_role::EntityType::DagTag as i32,
+                role: "DAG_AUTHOR".into(),
+                deployment_id: "dep_v1".into(),
+            },
+        ],
+    }))
+    .await
+    .expect("give the victim DAG and DAG-tag bindings");
+    let filtered = |filter: &str, value: &str| {
+        let mut request = pb::ListApiTokensRequest::default();
+        match filter {
+            "workspaceId" => request.workspace_id = value.into(),
+            "deploymentId" => request.deployment_id = value.into(),
+            "dagId" => request.dag_id = value.into(),
+            _ => request.dag_tags = vec![value.into()],
+        }
+        list(request)
+    };
+    // Each filter finds the victim by its exact id: the misses below are
+    // misses of a filter that works.
+    for (filter, id) in bindings {
+        let found = app.list(filtered(filter, id)).await.expect(filter);
+        let ids: Vec<&str> = found.tokens.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(
+            (found.total_count, ids),
+            (1, vec![victim.id.as_str()]),
+            "{filter}={id:?} finds the victim"
+        );
+    }
+    let before = snapshot(&app).await;
     let invalid = [Code::InvalidArgument];
 
     // Oversized: a 10 MB string never decodes (the message cap, 64 KiB by
@@ -187,28 +318,40 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
         "1; SELECT pg_sleep(10)",
         "*",
     ];
-    for payload in sql {
-        for filter in ["workspaceId", "deploymentId", "dagId", "dagTags"] {
-            let mut request = pb::ListApiTokensRequest::default();
-            match filter {
-                "workspaceId" => request.workspace_id = payload.into(),
-                "deploymentId" => request.deployment_id = payload.into(),
-                "dagId" => request.dag_id = payload.into(),
-                _ => request.dag_tags = vec![payload.into()],
-            }
-            match app.list(list(request)).await {
-                Ok(found) => assert_eq!(
-                    (found.total_count, found.tokens.len()),
-                    (0, 0),
-                    "{filter}={payload:?} matched tokens"
-                ),
-                Err(status) => assert_eq!(
-                    status.code(),
-                    Code::InvalidArgument,
-                    "{filter}={payload:?}: {status:?}"
-                ),
-            }
+    let mut per_filter: Vec<(&str, String)> = Vec::new();
+    for (filter, id) in bindings {
+        for payload in sql.iter().map(|p| p.to_string()).chain(near_misses(id)) {
+            per_filter.push((filter, payload));
         }
+    }
+    for (filter, payload) in &per_filter {
+        match app.list(filtered(filter, payload)).await {
+            Ok(found) => assert_eq!(
+                (found.total_count, found.tokens.len()),
+                (0, 0),
+                "{filter}={payload:?} matched tokens"
+            ),
+            Err(status) => assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{filter}={payload:?}: {status:?}"
+            ),
+        }
+    }
+    // Token ids are not patterns either.
+    let id_misses = near_misses(&victim.id);
+    for id in &id_misses {
+        refused(
+            &format!("Get {id:?}"),
+            api.get_api_token(app.req(pb::GetApiTokenRequest {
+                organization_id: ORG.into(),
+                token_id: id.clone(),
+            }))
+            .await,
+            &[Code::InvalidArgument, Code::NotFound],
+        );
+    }
+    for payload in sql {
         for (org, id) in [(ORG, payload), (payload, victim.id.as_str())] {
             let result = api
                 .get_api_token(app.req(pb::GetApiTokenRequest {
@@ -440,6 +583,9 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
         Some(format!("Bearer {}", app.secret.to_lowercase())),
         Some(format!("Bearer {}", unknown_secret())),
     ];
+    // Every request below is refused at authentication: the server keeps
+    // an aggregated AUTHENTICATION_FAILED trail of them.
+    let refused_credentials = shapes.len() + 2;
     for shape in &shapes {
         let mut request = Request::new(pb::GetApiTokenRequest {
             organization_id: ORG.into(),
@@ -487,9 +633,37 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
         app.health_of("").await.expect("health"),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+    // Nothing changed but the audit trail of the refused credentials,
+    // which the server writes behind (every 100 ms in tests): wait until
+    // it accounts for all of them, then check that it holds nothing else.
+    let expected = i64::try_from(refused_credentials).expect("small");
+    let after = eventually("the failed authentications to be recorded", || async {
+        let after = snapshot(&app).await;
+        let counted: i64 = audit_added(&before.audit, &after.audit)
+            .iter()
+            .map(|e| i64::from(e.count))
+            .sum();
+        (counted >= expected).then_some(after)
+    })
+    .await;
+    assert_eq!(after.rows, before.rows, "hostile input changed stored rows");
+    let added = audit_added(&before.audit, &after.audit);
+    let known: BTreeSet<&str> = [victim.id.as_str(), app.token_id.as_str()].into();
+    for event in &added {
+        assert_eq!(event.action, "AUTHENTICATION_FAILED", "{event:?}");
+        assert_eq!(event.actor_id, None, "{event:?}");
+        assert!(
+            event
+                .token_id
+                .as_deref()
+                .is_none_or(|id| known.contains(id)),
+            "{event:?} names a token the test never named"
+        );
+        assert!(event.id > before.audit.last().map_or(0, |e| e.id));
+    }
     assert_eq!(
-        snapshot(&app).await,
-        before,
-        "hostile input changed stored rows"
+        added.iter().map(|e| i64::from(e.count)).sum::<i64>(),
+        expected,
+        "one failure per refused credential: {added:#?}"
     );
 }

@@ -167,7 +167,12 @@ async fn lookup_answers_for_expired_and_not_yet_valid_tokens(db: Db) {
     let meta = app.lookup_as(&app.secret, &expired.token).await.unwrap();
     assert_eq!(meta.name, "expired");
     assert_eq!(meta.expiration_date, Some(at(start + DAY)));
-    assert!(start + DAY < now(), "the expiration date is in the past");
+    // The server holds it expired: as a caller it is refused, while Lookup
+    // still describes it.
+    assert_code(
+        app.lookup_as(&expired.token, &app.secret).await,
+        Code::Unauthenticated,
+    );
 
     let later = now() + DAY;
     let pending = app
@@ -181,6 +186,13 @@ async fn lookup_answers_for_expired_and_not_yet_valid_tokens(db: Db) {
     assert_eq!(meta.name, "not-yet-valid");
     assert_eq!(meta.expiration_date, Some(at(later + 5 * DAY)));
     assert_eq!(meta.creation_date, pending.created_at);
+    assert_eq!(meta.start_date, Some(at(later)));
+    assert!(meta.enabled);
+    // Not usable yet by the server's clock.
+    assert_code(
+        app.lookup_as(&pending.token, &app.secret).await,
+        Code::Unauthenticated,
+    );
     app.stop().await;
 }
 

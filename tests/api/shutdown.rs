@@ -16,17 +16,92 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::{Db, ORG, bootstrap_token, database_with_owner, with_bearer, workspace_token};
+use crate::helpers::{
+    Db, ORG, bootstrap_token, database_with_owner, eventually, metric_value, scrape_metrics,
+    with_bearer, workspace_token,
+};
 use crate::process::{Server, free_port};
 
-crate::both_databases!(sigterm_under_load_drains_flushes_and_exits_zero);
+crate::both_databases!(
+    sigterm_under_load_drains_flushes_and_exits_zero,
+    sigterm_ends_health_watches_instead_of_waiting_for_them,
+    sigterm_exits_within_the_grace_period_when_calls_outlast_it,
+);
 
-const GRACE: Duration = Duration::from_secs(10);
+/// Long enough that a slow machine never reaches it while the test holds
+/// the creates back; the exit comes as soon as they are through.
+const GRACE: Duration = Duration::from_secs(30);
 const HELD_CREATES: usize = 4;
 const READERS: usize = 6;
 
+/// Tokens whose uses the server holds unflushed (its flush interval is 1 h
+/// in these tests), read from `/metrics` at `metrics`. A caller's use is
+/// recorded as its call is authenticated, inside the server: the count shows
+/// which calls the server has in hand.
+async fn pending_uses(metrics: &str) -> usize {
+    let addr = metrics.parse().expect("metrics address");
+    let text = scrape_metrics(addr).await;
+    metric_value(&text, "tokend_usage_pending_tokens").expect("pending tokens gauge") as usize
+}
+
+/// Waits until the server at `metrics` holds uses of exactly `n` tokens.
+async fn wait_pending_uses(metrics: &str, n: usize, what: &str) {
+    eventually(what, || async move {
+        (pending_uses(metrics).await == n).then_some(())
+    })
+    .await;
+}
+
+/// `n` ORGANIZATION_OWNER tokens named `creator-i`, each used for one call
+/// only, so that the server's count of tokens with pending uses tells when
+/// that call has reached it.
+async fn creators(url: &str, n: usize) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for i in 0..n {
+        let (_, secret) = bootstrap_token(
+            url,
+            ORG,
+            &format!("creator-{i}"),
+            TokenType::Organization,
+            "ORGANIZATION_OWNER",
+            "",
+        )
+        .await;
+        secrets.push(secret);
+    }
+    secrets
+}
+
+/// Another connection takes the write lock on `api_tokens` inside a
+/// transaction and keeps it until the transaction ends: creates and the
+/// usage flush wait for it, reads do not.
+async fn hold_write_lock(
+    db: Db,
+    url: &str,
+) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    let lock = Database::connect(
+        ConnectOptions::new(url.to_owned())
+            .max_connections(1)
+            .to_owned(),
+    )
+    .await
+    .expect("connect");
+    let held = lock.begin().await.expect("begin");
+    match db {
+        // A deferred transaction takes the write lock at its first write.
+        Db::Sqlite => held.execute_unprepared(
+            "UPDATE api_tokens SET description = description WHERE name = 'owner'",
+        ),
+        // Row locks would not stop an INSERT; EXCLUSIVE still lets reads by.
+        Db::Postgres => held.execute_unprepared("LOCK TABLE api_tokens IN EXCLUSIVE MODE"),
+    }
+    .await
+    .expect("take the write lock");
+    (lock, held)
+}
+
 async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
-    let (test_db, _, secret) = database_with_owner(db, "owner").await;
+    let (test_db, _, _) = database_with_owner(db, "owner").await;
     let url = test_db.url();
     let mut readers = Vec::new();
     for i in 0..READERS {
@@ -42,8 +117,12 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
             .await,
         );
     }
+    let creators = creators(&url, HELD_CREATES).await;
     let listen = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
     let grace = format!("{}s", GRACE.as_secs());
+    // The database and request timeouts outlast anything the test does
+    // while it holds the lock; the grace period outlasts them.
     let server = Server::start_with(
         &url,
         &listen,
@@ -51,21 +130,18 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
             "--shutdown-grace-period",
             &grace,
             "--database-timeout",
-            "8s",
+            "20s",
             "--request-timeout",
-            "9s",
+            "25s",
+            "--metrics-listen",
+            &metrics,
         ],
         &[],
     );
     server.wait_serving().await;
     let channel = server.channel();
     let client = ApiTokenServiceClient::new(channel.clone());
-    // Warm the owner's credential so the held creates wait only on the lock.
-    client
-        .clone()
-        .lookup_api_token(self_lookup(&secret))
-        .await
-        .expect("warm-up");
+    assert_eq!(pending_uses(&metrics).await, 0, "no call yet");
 
     // A health watcher, as a gRPC client-side health check would hold one.
     let mut watch = HealthClient::new(channel.clone())
@@ -75,41 +151,37 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
         .await
         .expect("watch")
         .into_inner();
-    let first = watch.message().await.expect("watch").expect("a status");
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a first health status within 5 s")
+        .expect("watch")
+        .expect("a status");
     assert_eq!(first.status, ServingStatus::Serving as i32);
 
     // Another connection holds the write lock: creates wait in the server.
-    let lock = Database::connect(
-        ConnectOptions::new(url.clone())
-            .max_connections(1)
-            .to_owned(),
-    )
-    .await
-    .expect("connect");
-    let held = lock.begin().await.expect("begin");
-    match db {
-        Db::Sqlite => {
-            // Take the write lock now: a deferred transaction takes it at its
-            // first write.
-            held.execute_unprepared(
-                "UPDATE api_tokens SET description = description WHERE name = 'owner'",
-            )
-            .await
-            .expect("lock")
-        }
-        Db::Postgres => held
-            .execute_unprepared("LOCK TABLE api_tokens IN EXCLUSIVE MODE")
-            .await
-            .expect("lock"),
-    };
+    let (lock, held) = hold_write_lock(db, &url).await;
 
-    let creates: Vec<_> = (0..HELD_CREATES)
-        .map(|i| {
+    let creates: Vec<_> = creators
+        .iter()
+        .enumerate()
+        .map(|(i, creator)| {
             let mut client = client.clone();
-            let request = with_bearer(&secret, workspace_token(&format!("held-{i}"), "ws-held"));
+            let request = with_bearer(creator, workspace_token(&format!("held-{i}"), "ws-held"));
             tokio::spawn(async move { client.create_api_token(request).await })
         })
         .collect();
+    // Each create is authenticated (its creator's use recorded) before it
+    // waits on the lock: once all creators are pending, the server has
+    // every create in hand.
+    wait_pending_uses(
+        &metrics,
+        HELD_CREATES,
+        "the held creates to reach the server",
+    )
+    .await;
+    for create in &creates {
+        assert!(!create.is_finished(), "a create got past the lock");
+    }
     // Readers: Lookup of their own secret flat out, each use buffered. A
     // lookup takes about a millisecond, so one sent more than 100 ms before
     // SIGTERM was certainly in the server's hands by then: it must succeed.
@@ -155,15 +227,21 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for create in &creates {
-        assert!(!create.is_finished(), "a create got past the lock");
-    }
+    // Every reader has been answered at least once before the signal.
+    wait_pending_uses(
+        &metrics,
+        HELD_CREATES + READERS,
+        "every reader to be served once",
+    )
+    .await;
 
     let pid = server.pid();
     let signalled_at = Instant::now();
     let _ = signal_time.set(signalled_at);
     server.signal("-TERM");
+    // Watch for the exit from now on, so that `took` is the server's and
+    // not the time the test spends below.
+    let exit = tokio::spawn(server.wait_exit(GRACE + Duration::from_secs(5)));
 
     // The watcher hears NOT_SERVING, then lets go (as a client would).
     let status = tokio::time::timeout(Duration::from_secs(5), async {
@@ -198,14 +276,12 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
         refused.is_ok(),
         "tokend still accepts connections after SIGTERM"
     );
-    // The server is draining: it waits for the held calls, well past the
-    // moment it stopped taking new ones.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut held_back = 0;
-    for create in &creates {
-        held_back += usize::from(!create.is_finished());
-    }
+    // The listener is closed and the held calls are still waiting: the
+    // server drains them instead of dropping them (they complete OK below;
+    // a dropped call would fail there).
+    let held_back = creates.iter().filter(|c| !c.is_finished()).count();
     assert_eq!(held_back, HELD_CREATES, "the held creates finished early");
+    assert!(!exit.is_finished(), "tokend exited with calls in flight");
 
     // Let the held creates through: each completes OK.
     held.commit().await.expect("release");
@@ -225,9 +301,9 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
         totals = (totals.0 + before, totals.1 + after);
     }
 
-    let (code, log, _) = server.wait_exit(GRACE + Duration::from_secs(5)).await;
-    let took = signalled_at.elapsed();
+    let (code, log, took) = exit.await.expect("exit watcher");
     assert_eq!(code, Some(0), "exit code after SIGTERM; log:\n{log}");
+    // The contract: the whole shutdown fits in the grace period.
     assert!(
         took < GRACE,
         "exit took {took:?}, over the {GRACE:?} grace period"
@@ -269,9 +345,8 @@ async fn sigterm_under_load_drains_flushes_and_exits_zero(db: Db) {
 /// A client-side health watch (a call that never ends by itself) does not
 /// hold the process for the grace period: SIGTERM ends it and tokend exits
 /// as soon as nothing else is in flight.
-#[tokio::test]
-async fn sigterm_ends_health_watches_instead_of_waiting_for_them() {
-    let (test_db, _, _) = database_with_owner(Db::Sqlite, "owner").await;
+async fn sigterm_ends_health_watches_instead_of_waiting_for_them(db: Db) {
+    let (test_db, _, _) = database_with_owner(db, "owner").await;
     let listen = format!("127.0.0.1:{}", free_port());
     let grace = Duration::from_secs(30);
     let server = Server::start_with(
@@ -290,15 +365,21 @@ async fn sigterm_ends_health_watches_instead_of_waiting_for_them() {
             .await
             .expect("watch")
             .into_inner();
-        let first = watch.message().await.expect("watch").expect("a status");
+        let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("a first health status within 5 s")
+            .expect("watch")
+            .expect("a status");
         assert_eq!(first.status, ServingStatus::Serving as i32, "{service:?}");
         watches.push((service, watch));
     }
     server.signal("-TERM");
     let (code, log, took) = server.wait_exit(grace + Duration::from_secs(5)).await;
     assert_eq!(code, Some(0), "exit code; log:\n{log}");
+    // Waiting for the watches would last the whole grace period and end
+    // with the watches abandoned.
     assert!(
-        took < grace / 2,
+        took < grace,
         "tokend waited {took:?} for health watches to end by themselves; log:\n{log}"
     );
     assert!(!log.contains("abandoning"), "{log}");
@@ -306,12 +387,16 @@ async fn sigterm_ends_health_watches_instead_of_waiting_for_them() {
     // (liveness stays SERVING while the process lives).
     for (service, mut watch) in watches {
         let mut last = ServingStatus::Serving as i32;
-        let ended = loop {
-            match watch.message().await {
-                Ok(Some(status)) => last = status.status,
-                other => break other,
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match watch.message().await {
+                    Ok(Some(status)) => last = status.status,
+                    other => break other,
+                }
             }
-        };
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{service:?}: the watch did not end with the process"));
         assert!(matches!(ended, Ok(None)), "{service:?}: {ended:?}");
         if service != "liveness" {
             assert_eq!(last, ServingStatus::NotServing as i32, "{service:?}");
@@ -322,11 +407,12 @@ async fn sigterm_ends_health_watches_instead_of_waiting_for_them() {
 /// A call stuck on the database past the grace period does not keep the
 /// process alive: at the end of the grace period tokend abandons it, gives
 /// the final usage flush what is left, and exits 0.
-#[tokio::test]
-async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
-    let (test_db, _, secret) = database_with_owner(Db::Sqlite, "owner").await;
+async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it(db: Db) {
+    let (test_db, _, secret) = database_with_owner(db, "owner").await;
     let url = test_db.url();
+    let stuck_creator = creators(&url, 1).await.remove(0);
     let listen = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
     let grace = Duration::from_secs(2);
     let server = Server::start_with(
         &url,
@@ -338,6 +424,8 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
             "30s",
             "--request-timeout",
             "60s",
+            "--metrics-listen",
+            &metrics,
         ],
         &[],
     );
@@ -347,32 +435,32 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
         .lookup_api_token(self_lookup(&secret))
         .await
         .expect("warm-up");
-    let lock = Database::connect(url.as_str()).await.expect("connect");
-    let held = lock.begin().await.expect("begin");
-    held.execute_unprepared("UPDATE api_tokens SET description = description")
-        .await
-        .expect("take the write lock");
+    let (_lock, held) = hold_write_lock(db, &url).await;
     // A read still works under the writer's lock and leaves a use that the
     // final flush cannot write.
     client
         .lookup_api_token(self_lookup(&secret))
         .await
         .expect("a lookup under the lock");
+    assert_eq!(pending_uses(&metrics).await, 1, "the owner's use");
     let stuck = {
         let mut client = client.clone();
-        let request = with_bearer(&secret, workspace_token("stuck", "ws-stuck"));
+        let request = with_bearer(&stuck_creator, workspace_token("stuck", "ws-stuck"));
         tokio::spawn(async move { client.create_api_token(request).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_pending_uses(&metrics, 2, "the stuck create to reach the server").await;
     assert!(!stuck.is_finished(), "the create got past the lock");
 
     server.signal("-TERM");
     let (code, log, took) = server.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(code, Some(0), "exit code; log:\n{log}");
-    // The whole shutdown fits in the grace period (the wait polls, hence
-    // the small margin).
+    // The whole shutdown fits in the grace period, which the README tells
+    // operators to keep below Kubernetes' terminationGracePeriodSeconds
+    // (whole seconds): the process must be gone before the next second
+    // (main.rs gives the runtime 200 ms of it to drop blocking tasks).
+    // Waiting for the stuck call would take the 30 s database timeout.
     assert!(
-        took < grace + Duration::from_millis(500),
+        took < grace + Duration::from_secs(1),
         "exit took {took:?} with a {grace:?} grace period; log:\n{log}"
     );
     assert!(log.contains("abandoning calls still in flight"), "{log}");
@@ -382,6 +470,7 @@ async fn sigterm_exits_within_the_grace_period_when_calls_outlast_it() {
         "the stuck create was answered OK"
     );
     drop(held);
+    drop(test_db);
 }
 
 /// A Lookup of the caller's own secret, authenticated by it.
