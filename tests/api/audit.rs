@@ -216,7 +216,7 @@ fn forms_of(secret: &str) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("the whole secret", secret.as_bytes().to_vec()),
         ("its secret part", part.as_bytes().to_vec()),
-        ("part of its secret part", part[8..40].as_bytes().to_vec()),
+        ("part of its secret part", part.as_bytes()[8..40].to_vec()),
         ("its key bytes", key.to_vec()),
         (
             "its key in hex",
