@@ -19,7 +19,9 @@ use tonic::{Code, Request, Status};
 use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::both_databases;
-use crate::helpers::{Db, ORG, TestApp, at, now, unknown_secret, with_bearer, workspace_token};
+use crate::helpers::{
+    Db, ORG, TestApp, at, eventually, now, unknown_secret, with_bearer, workspace_token,
+};
 
 both_databases!(
     every_rpc_refuses_every_unusable_credential_alike,
@@ -342,6 +344,24 @@ async fn unusable_credentials(app: &TestApp) -> Vec<(&'static str, Vec<String>)>
         client.clone().rotate_api_token(request).await.map(drop)
     })
     .await;
+    // A grace period that has ended: the old secret is still stored, and
+    // refused because of its end, not because it is gone.
+    let graced = used_then_revoked(app, "rotated with grace", async |id| {
+        let request = app.req(pb::RotateApiTokenRequest {
+            organization_id: ORG.into(),
+            token_id: id.into(),
+            grace_period_seconds: 1,
+        });
+        client.clone().rotate_api_token(request).await.map(drop)
+    })
+    .await;
+    eventually("the 1 s grace to end", || async {
+        app.lookup_as(&graced, &app.secret)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     let deleted = used_then_revoked(app, "deleted", async |id| {
         let request = app.req(pb::DeleteApiTokenRequest {
             organization_id: ORG.into(),
@@ -391,6 +411,7 @@ async fn unusable_credentials(app: &TestApp) -> Vec<(&'static str, Vec<String>)>
         ("expired", bearer(&expired)),
         ("not yet valid", bearer(&not_yet_valid)),
         ("rotated out, grace 0", bearer(&rotated)),
+        ("rotated out, grace ended", bearer(&graced)),
         ("deleted", bearer(&deleted)),
     ]
 }
