@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -74,11 +75,24 @@ def owner(**extra):
     return create(name=unique("authn-owner"), type_="ORGANIZATION", role="ORGANIZATION_OWNER", **extra)
 
 
+def days_from_now(days):
+    moment = datetime.now(timezone.utc) + timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def used(token):
     """Authenticates with `token` once, so it sits in the credential cache
     before it is revoked."""
     ok(call("GET", f"/platform/v1beta1/organizations/{ORG}/tokens?limit=1", secret=token["token"]))
     return token
+
+
+def error_message(response):
+    """The message of an error body: `{"message"}` (gRPC status and
+    Astronomer shape) or `{"error": {"message"}}` (Dynatrace shape)."""
+    body = response.json if isinstance(response.json, dict) else {}
+    nested = body.get("error")
+    return nested.get("message") if isinstance(nested, dict) else body.get("message")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +105,8 @@ def unusable():
     ok(call("POST", f"/iam/v1beta1/organizations/{ORG}/tokens/{rotated['id']}/rotate", {"gracePeriodSeconds": 0}))
     deleted = used(owner())
     assert call("DELETE", f"/iam/v1beta1/organizations/{ORG}/tokens/{deleted['id']}").status in (200, 204)
-    expired = owner(startAt="2020-01-01T00:00:00Z", tokenExpiryPeriodInDays=1)
-    later = owner(startAt="2099-01-01T00:00:00Z")
+    expired = owner(startAt=days_from_now(-2), tokenExpiryPeriodInDays=1)
+    later = owner(startAt=days_from_now(1))
     return {
         "no header": "",
         "another scheme": f"Basic {SECRET}",
@@ -117,9 +131,10 @@ def test_every_rest_operation_refuses_unusable_credentials(method, path, rpc, un
         headers = {"authorization": header} if header else {}
         response = call(method, url, request_for(rpc, target), secret="", headers=headers)
         assert response.status == 401, (what, method, url, response)
-        assert response.json is not None and isinstance(response.json.get("message"), str), (what, response)
+        message = error_message(response)
+        assert isinstance(message, str) and message, (what, response)
         assert SECRET.rsplit(".", 1)[-1] not in response.raw.decode(errors="replace"), what
-        messages[what] = response.json["message"]
+        messages[what] = message
     assert len(set(messages.values())) == 1, messages
     # The same request with a valid secret is served: the 401s were the
     # credential's, not the request's.
