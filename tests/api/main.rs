@@ -7,6 +7,7 @@ pub mod process;
 
 mod audit;
 mod auth;
+mod authn;
 mod authz;
 mod cli;
 mod crash;

@@ -6,6 +6,7 @@ mod arguments;
 mod filters;
 mod pages;
 mod sorts;
+mod visibility;
 
 use std::collections::HashMap;
 
