@@ -13,6 +13,7 @@ mod lifecycle;
 mod list;
 pub mod migration;
 mod tokens;
+mod transport;
 mod usage;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use audit::FailureRecord;
 pub use error::StoreError;
 pub use list::{ListStatements, list_statements};
 pub use tokens::{CreateRecord, DigestMatch, TokenHead};
+pub use transport::{PgTransport, check_postgres_transport};
 pub use usage::UsageRecord;
 
 /// Which database a store runs on.
@@ -70,6 +72,10 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another process.
     pub sqlite_busy_timeout: Duration,
+    /// Connect to a PostgreSQL host that is not loopback even when its
+    /// certificate is not verified (`sslmode` other than `verify-full` or
+    /// `verify-ca`); see [`check_postgres_transport`].
+    pub allow_insecure_transport: bool,
 }
 
 impl Default for StoreOptions {
@@ -78,6 +84,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
             sqlite_busy_timeout: Duration::from_secs(5),
+            allow_insecure_transport: false,
         }
     }
 }
@@ -133,6 +140,15 @@ impl Store {
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let transport = check_postgres_transport(url, options.allow_insecure_transport)
+            .map_err(StoreError::Config)?;
+        if let PgTransport::Unverified { ssl_mode } = transport {
+            tracing::warn!(
+                ssl_mode,
+                "connecting to a PostgreSQL host that is not loopback without verifying its \
+                 certificate, as --database-allow-insecure-transport allows"
+            );
+        }
         let mut opts = ConnectOptions::new(url);
         opts.max_connections(options.max_connections)
             .min_connections(1)
