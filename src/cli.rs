@@ -54,6 +54,18 @@ pub struct GlobalArgs {
     #[arg(long, env = "TOKEND_DATABASE_TIMEOUT", default_value = "3s", value_parser = parse_duration, global = true)]
     pub database_timeout: Duration,
 
+    /// Connect to a PostgreSQL host that is not loopback even without
+    /// sslmode=verify-full or verify-ca (cleartext, or TLS with an unverified
+    /// certificate). Off: such a URL is refused at start-up.
+    #[arg(
+        long,
+        env = "TOKEND_DATABASE_ALLOW_INSECURE_TRANSPORT",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        global = true
+    )]
+    pub database_allow_insecure_transport: bool,
+
     /// The fixed first part of every token secret of this deployment.
     #[arg(long, env = "TOKEND_TOKEN_PREFIX", default_value = DEFAULT_TOKEN_PREFIX, global = true)]
     pub token_prefix: String,

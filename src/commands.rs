@@ -45,6 +45,9 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::InvalidToken(_) => 2,
+            // An unusable database URL, refused before connecting.
+            Self::Store(StoreError::Config(_))
+            | Self::Startup(StartupError::Store(StoreError::Config(_))) => 2,
             _ => 1,
         }
     }
@@ -178,6 +181,7 @@ fn store_options(global: &GlobalArgs) -> StoreOptions {
     StoreOptions {
         max_connections: global.database_max_connections,
         acquire_timeout: global.database_timeout,
+        allow_insecure_transport: global.database_allow_insecure_transport,
         ..StoreOptions::default()
     }
 }

@@ -13,6 +13,7 @@ mod lifecycle;
 mod list;
 pub mod migration;
 mod tokens;
+mod transport;
 mod usage;
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub use error::StoreError;
 pub use lifecycle::{Mutated, RoleGuard, Rotation};
 pub use list::{ListStatements, list_statements};
 pub use tokens::{CreateRecord, DigestMatch, TokenHead};
+pub use transport::{PgTransport, check_postgres_transport};
 pub use usage::UsageRecord;
 
 /// Which database a store runs on.
@@ -71,6 +73,10 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another process.
     pub sqlite_busy_timeout: Duration,
+    /// Connect to a PostgreSQL host that is not loopback even when its
+    /// certificate is not verified (`sslmode` other than `verify-full` or
+    /// `verify-ca`); see [`check_postgres_transport`].
+    pub allow_insecure_transport: bool,
 }
 
 impl Default for StoreOptions {
@@ -79,6 +85,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
             sqlite_busy_timeout: Duration::from_secs(5),
+            allow_insecure_transport: false,
         }
     }
 }
@@ -152,6 +159,15 @@ impl Store {
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let transport = check_postgres_transport(url, options.allow_insecure_transport)
+            .map_err(StoreError::Config)?;
+        if let PgTransport::Unverified { ssl_mode } = transport {
+            tracing::warn!(
+                ssl_mode,
+                "connecting to a PostgreSQL host that is not loopback without verifying its \
+                 certificate, as --database-allow-insecure-transport allows"
+            );
+        }
         let mut opts = ConnectOptions::new(url);
         opts.max_connections(options.max_connections)
             .min_connections(1)

@@ -513,3 +513,277 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
         }
     }
 }
+
+/// The opt-out flag named in every refusal.
+const ALLOW_INSECURE: &str = "--database-allow-insecure-transport";
+
+/// Each command that connects, with `url`, then `extra` flags.
+fn connecting_commands<'a>(url: &'a str, extra: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let commands: [&[&str]; 3] = [
+        &["migrate"],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            "token",
+            "create",
+            "--org",
+            ORG,
+            "--name",
+            "n",
+            "--type",
+            "ORGANIZATION",
+            "--role",
+            "ORGANIZATION_OWNER",
+        ],
+    ];
+    commands
+        .iter()
+        .map(|command| {
+            let mut args = vec!["--database-url", url, "--database-timeout", "2s"];
+            args.extend_from_slice(command);
+            args.extend_from_slice(extra);
+            args
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_remote_database_without_certificate_verification_is_refused_before_connecting() {
+    // Nothing is contacted: 192.0.2.1 is TEST-NET-1, the name is never resolved.
+    for url in [
+        "postgres://postgres:s3cretpw@192.0.2.1:5432/tokend",
+        "postgres://postgres:s3cretpw@db.example.com/tokend?sslmode=disable",
+        "postgres://postgres:s3cretpw@db.example.com/tokend?sslmode=require&sslrootcert=/ca.pem",
+        "postgresql://postgres:s3cretpw@[2001:db8::1]/tokend?sslmode=prefer",
+        "postgres://postgres:s3cretpw@localhost/tokend?host=10.0.0.1",
+    ] {
+        for args in connecting_commands(url, &[]) {
+            let output = run(&args).await;
+            let err = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains("sslmode="), "{args:?} names sslmode: {err}");
+            assert!(err.contains("verify-full"), "{args:?}: {err}");
+            assert!(
+                err.contains(ALLOW_INSECURE),
+                "{args:?} names the opt-out: {err}"
+            );
+            assert!(
+                !err.contains("s3cretpw"),
+                "{args:?} prints the password: {err}"
+            );
+            assert_eq!(stdout(&output), "", "{args:?}");
+        }
+    }
+}
+
+/// The test database's URL with its loopback host replaced by 0.0.0.0:
+/// a host that is not loopback by the rule, which Linux still connects to
+/// the local server.
+fn not_loopback(url: &str) -> String {
+    for local in ["@127.0.0.1:", "@localhost:"] {
+        if url.contains(local) {
+            return url.replacen(local, "@0.0.0.0:", 1);
+        }
+    }
+    panic!("these tests need a PostgreSQL URL on 127.0.0.1 or localhost with a port, not {url}")
+}
+
+/// `url` with `query` appended.
+fn with_query(url: &str, query: &str) -> String {
+    let joint = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joint}{query}")
+}
+
+#[tokio::test]
+async fn the_opt_out_connects_to_a_database_that_is_not_loopback() {
+    let test_db = TestDb::create(Db::Postgres).await;
+    let url = with_password(&not_loopback(&test_db.url()), "s3cretpw");
+    let refused = run(&["--database-url", &url, "migrate"]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+
+    let flag = run(&["--database-url", &url, "migrate", ALLOW_INSECURE]).await;
+    assert_eq!(flag.status.code(), Some(0), "{}", stderr(&flag));
+    let mut command = tokend(&["--database-url", &url, "migrate"]);
+    command.env("TOKEND_DATABASE_ALLOW_INSECURE_TRANSPORT", "true");
+    let env = tokio::task::spawn_blocking(move || command.output().expect("run tokend"))
+        .await
+        .expect("join");
+    assert_eq!(env.status.code(), Some(0), "{}", stderr(&env));
+    for output in [&flag, &env] {
+        let err = stderr(output);
+        assert!(
+            err.contains("without verifying"),
+            "a warning says so: {err}"
+        );
+        assert!(!err.contains("s3cretpw"), "{err}");
+    }
+
+    let created = run(&[
+        "--database-url",
+        &url,
+        ALLOW_INSECURE,
+        "token",
+        "create",
+        "--org",
+        ORG,
+        "--name",
+        "over-0.0.0.0",
+        "--type",
+        "ORGANIZATION",
+        "--role",
+        "ORGANIZATION_OWNER",
+    ])
+    .await;
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(&url, &listen, &[ALLOW_INSECURE], &[]);
+    server.wait_serving().await;
+    let (code, log) = server.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+    let server = Server::start(&url, &listen);
+    let (code, log, _) = server.wait_exit(std::time::Duration::from_secs(20)).await;
+    assert_eq!(code, Some(2), "serve without the opt-out: {log}");
+    assert!(log.contains(ALLOW_INSECURE), "{log}");
+}
+
+/// A CA certificate (PEM) that signed nothing the server holds.
+fn stranger_ca_pem() -> String {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "not the database's CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    params.self_signed(&key).expect("self-signed CA").pem()
+}
+
+/// Whether a command's stderr is the transport refusal.
+fn refused_for_transport(output: &Output) -> bool {
+    stderr(output).contains(ALLOW_INSECURE)
+}
+
+/// sslmode=verify-full (and verify-ca) pass the start-up check and then
+/// really verify: the local server (ssl=on, Debian's self-signed snakeoil
+/// certificate for `localhost`) is refused under a CA that did not sign its
+/// certificate, and under the system roots; with its own certificate as the
+/// root it is accepted, and verify-full also checks the name.
+#[tokio::test]
+async fn verify_full_passes_the_check_and_verifies_the_certificate() {
+    let test_db = TestDb::create(Db::Postgres).await;
+    let conn = test_db.connect().await;
+    let show = |name: &'static str| {
+        let conn = conn.clone();
+        async move {
+            let row = conn
+                .query_one_raw(Statement::from_string(
+                    conn.get_database_backend(),
+                    format!("SHOW {name}"),
+                ))
+                .await
+                .expect("SHOW")
+                .expect("a row");
+            row.try_get::<String>("", name).expect("text")
+        }
+    };
+    assert_eq!(
+        show("ssl").await,
+        "on",
+        "this test needs the local PostgreSQL to serve TLS (ssl = on)"
+    );
+    let server_cert = show("ssl_cert_file").await;
+    let _ = conn.close().await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stranger = dir.path().join("stranger-ca.pem");
+    std::fs::write(&stranger, stranger_ca_pem()).expect("write CA");
+    let stranger = stranger.display().to_string();
+    let local = test_db.url();
+    let remote = not_loopback(&local);
+    let migrate = |url: String| async move {
+        run(&[
+            "--database-url",
+            &url,
+            "--database-timeout",
+            "2s",
+            "migrate",
+        ])
+        .await
+    };
+
+    // The server speaks TLS: unverified TLS works (loopback needs no opt-out).
+    let plain = migrate(with_query(&local, "sslmode=require")).await;
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+
+    for (what, url) in [
+        (
+            "loopback, verify-full, stranger CA",
+            with_query(
+                &local,
+                &format!("sslmode=verify-full&sslrootcert={stranger}"),
+            ),
+        ),
+        (
+            "remote, verify-full, stranger CA",
+            with_query(
+                &remote,
+                &format!("sslmode=verify-full&sslrootcert={stranger}"),
+            ),
+        ),
+        (
+            "remote, verify-ca, stranger CA",
+            with_query(
+                &remote,
+                &format!("sslmode=verify-ca&sslrootcert={stranger}"),
+            ),
+        ),
+        (
+            "remote, verify-full, system roots",
+            with_query(&remote, "sslmode=verify-full"),
+        ),
+    ] {
+        let output = migrate(url).await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            !refused_for_transport(&output),
+            "{what} passes the check: {err}"
+        );
+        assert!(
+            err.contains("certificate"),
+            "{what}: refused for its certificate: {err}"
+        );
+    }
+
+    if !std::fs::exists(&server_cert).unwrap_or(false) || !server_cert.contains("snakeoil") {
+        eprintln!("skipped: the server's certificate {server_cert:?} is not Debian's snakeoil");
+        return;
+    }
+    let trusted = |url: &str, mode: &str| {
+        with_query(url, &format!("sslmode={mode}&sslrootcert={server_cert}"))
+    };
+    let by_name =
+        local
+            .replacen("@127.0.0.1:", "@localhost:", 1)
+            .replacen("@0.0.0.0:", "@localhost:", 1);
+    for (what, url, code) in [
+        (
+            "verify-full to localhost",
+            trusted(&by_name, "verify-full"),
+            0,
+        ),
+        ("verify-ca to 0.0.0.0", trusted(&remote, "verify-ca"), 0),
+        (
+            "verify-full to 0.0.0.0 (name mismatch)",
+            trusted(&remote, "verify-full"),
+            1,
+        ),
+    ] {
+        let output = migrate(url).await;
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{what}: {}",
+            stderr(&output)
+        );
+    }
+}

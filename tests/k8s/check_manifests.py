@@ -3,13 +3,17 @@ schema validation (kubernetes-validate --strict, Kubernetes 1.37 schemas),
 the properties the deployment promises (probes, non-root, read-only root,
 dropped capabilities, resources, replicas and strategy per database), that
 the ConfigMaps carry exactly deploy/envoy/envoy.yaml and the descriptor
-`tokend descriptor` writes, and that Envoy accepts the shipped config.
+`tokend descriptor` writes, that Envoy accepts the shipped config, that the
+NetworkPolicy admits exactly what the README's security section says, and
+that every image is pinned by digest.
 
     python tests/k8s/check_manifests.py      # needs kustomize, kubernetes-validate, envoy; TOKEND=binary
 """
 
 import base64
+import copy
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"
 TOKEND = os.environ.get("TOKEND", str(ROOT / "target/debug/tokend"))
 failures = []
+
+# What the NetworkPolicy admits; README.md's security section names the same.
+CLIENT_LABEL = ("tokend.io/client", "true")
+MONITORING_NAMESPACE = "monitoring"
+API_PORTS = {50051, 8080}
+METRICS_PORT = 9090
+EGRESS = {(53, "UDP"), (53, "TCP"), (5432, "TCP")}
+# The images the shipped overlays leave for the operator to pin (README).
+OPERATOR_PINS = {"tokend:0.1.0", "envoyproxy/envoy:v1.40.0"}
 
 
 def check(condition, what):
@@ -52,6 +65,86 @@ def container_checks(overlay, container):
     resources = container.get("resources", {})
     for kind in ("requests", "limits"):
         check({"cpu", "memory"} <= set(resources.get(kind, {})), f"{name}: {kind} for cpu and memory")
+
+
+def ports_of(rule):
+    return {(p["port"], p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+
+
+def networkpolicy_problems(policy, pod_labels):
+    """What is wrong with the rendered NetworkPolicy, as a list (empty: as promised)."""
+    problems = []
+    spec = policy.get("spec", {})
+    if spec.get("podSelector") != {"matchLabels": pod_labels}:
+        problems.append(f"selects {spec.get('podSelector')}, not the tokend pods {pod_labels}")
+    if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"]:
+        problems.append("does not restrict both Ingress and Egress")
+    ingress = spec.get("ingress", [])
+    for rule in ingress:
+        if not rule.get("from") or not rule.get("ports"):
+            problems.append(f"an ingress rule admits every peer or every port: {rule}")
+    api_peer = {"podSelector": {"matchExpressions": [
+        {"key": CLIENT_LABEL[0], "operator": "In", "values": [CLIENT_LABEL[1]]}]}}
+    metrics_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}
+    expected = [({(p, "TCP") for p in API_PORTS}, [api_peer]), ({(METRICS_PORT, "TCP")}, [metrics_peer])]
+    actual = [(ports_of(rule), rule.get("from")) for rule in ingress]
+    if sorted(map(repr, actual)) != sorted(map(repr, expected)):
+        problems.append(f"ingress is {actual}, not API ports {sorted(API_PORTS)} from pods labelled "
+                        f"{CLIENT_LABEL[0]}={CLIENT_LABEL[1]} in the namespace and {METRICS_PORT} from "
+                        f"the namespace {MONITORING_NAMESPACE}")
+    egress = spec.get("egress", [])
+    allowed = set().union(*(ports_of(rule) for rule in egress)) if egress else set()
+    if allowed != EGRESS or any(not rule.get("ports") for rule in egress):
+        problems.append(f"egress allows {sorted(allowed)} (every port if a rule has none), not {sorted(EGRESS)}")
+    return problems
+
+
+def networkpolicy_checks(overlay, objects, deployment, tokend):
+    policy = objects.get(("NetworkPolicy", "tokend"))
+    check(policy is not None, f"{overlay}: a NetworkPolicy for tokend")
+    if policy is None:
+        return
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for problem in networkpolicy_problems(policy, pod_labels):
+        check(False, f"{overlay}: NetworkPolicy {problem}")
+    # The ports it opens are the ones the pod serves on.
+    pod = deployment["spec"]["template"]["spec"]
+    served = {p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+    check(served == API_PORTS | {METRICS_PORT}, f"{overlay}: the pod serves {served}, the policy opens {API_PORTS | {METRICS_PORT}}")
+    env = {e["name"]: e.get("value") for e in tokend["env"]}
+    check(env.get("TOKEND_METRICS_LISTEN", "").endswith(f":{METRICS_PORT}"), f"{overlay}: metrics on the port the policy guards")
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    check(annotations.get("prometheus.io/port") == str(METRICS_PORT), f"{overlay}: scrape annotation names the metrics port")
+
+
+def pins(*args, dockerfile=None):
+    env = dict(os.environ, **({"DOCKERFILE": str(dockerfile)} if dockerfile else {}))
+    result = subprocess.run([str(ROOT / "deploy/check-image-pins"), *map(str, args)], capture_output=True, text=True, env=env)
+    unpinned = set(re.findall(r"^not pinned by digest: (\S+)", result.stdout, re.M))
+    return result.returncode, unpinned, result.stdout + result.stderr
+
+
+def image_pin_checks():
+    code, unpinned, out = pins()
+    check(code == 0, f"deploy/Dockerfile: base images not pinned by digest:\n{out}")
+    # The shipped overlays name exactly the two images an operator pins.
+    code, unpinned, out = pins(K8S / "overlays/sqlite", K8S / "overlays/postgres")
+    check(code == 1 and unpinned == OPERATOR_PINS, f"check-image-pins on the shipped overlays: expected {OPERATOR_PINS} unpinned:\n{out}")
+    # An operator's overlay that pins them as the README says passes, and renders valid.
+    code, unpinned, out = pins(ROOT / "tests/k8s/pinned")
+    check(code == 0, f"check-image-pins on tests/k8s/pinned:\n{out}")
+    text = subprocess.run(["kustomize", "build", str(ROOT / "tests/k8s/pinned")], capture_output=True, text=True, check=True).stdout
+    good, report = validate(text)
+    check(good, f"tests/k8s/pinned: kubernetes-validate --strict failed:\n{report}")
+    # The Dockerfile check is not vacuous: a tag, an ARG default with a tag, an ARG without default fail.
+    with tempfile.TemporaryDirectory() as tmp:
+        for text, ref in [("FROM debian:12 AS x\nFROM x\n", "debian:12"),
+                          ("ARG B=debian:12@sha256:abc\nFROM ${B}\n", "debian:12@sha256:abc"),
+                          ("ARG B\nFROM $B\n", "$B")]:
+            path = Path(tmp) / "Dockerfile"
+            path.write_text(text)
+            code, unpinned, out = pins(dockerfile=path)
+            check(code == 1 and ref in unpinned, f"check-image-pins accepts {text!r}: {out}")
 
 
 def deployment_checks(overlay, objects, descriptor):
@@ -106,6 +199,13 @@ def main():
     check((K8S / "base/envoy.yaml").read_text() == (ROOT / "deploy/envoy/envoy.yaml").read_text(),
           "deploy/k8s/base/envoy.yaml differs from deploy/envoy/envoy.yaml")
 
+    # The README tells operators what the policy admits.
+    readme = (ROOT / "README.md").read_text()
+    for text in (f'{CLIENT_LABEL[0]}: "{CLIENT_LABEL[1]}"', f"kubernetes.io/metadata.name: {MONITORING_NAMESPACE}",
+                 "## Security: what an operator must configure", "sslmode=verify-full&sslrootcert=/etc/tokend-db-ca/ca.crt",
+                 "--database-allow-insecure-transport", "deploy/check-image-pins"):
+        check(text in readme, f"README.md does not say {text}")
+
     # The validator is not vacuous: an unknown field and a wrong type fail.
     good, _ = validate("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 1}], bogus: 1}\n")
     check(not good, "kubernetes-validate --strict accepts an unknown field")
@@ -117,6 +217,26 @@ def main():
         good, report = validate(text)
         check(good, f"{overlay}: kubernetes-validate --strict failed:\n{report}")
         deployment, pdb, tokend, pod = deployment_checks(overlay, objects, descriptor)
+        networkpolicy_checks(overlay, objects, deployment, tokend)
+        if overlay == "postgres" and ("NetworkPolicy", "tokend") in objects:
+            # The policy check is not vacuous: kustomize's `labels` adds the app
+            # label to a client podSelector.matchLabels (admitting only tokend);
+            # an open ingress rule, or open egress, must fail too.
+            policy = objects[("NetworkPolicy", "tokend")]
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            for what, mutate in [
+                ("client matchLabels with the app label",
+                 lambda p: p["spec"]["ingress"][0]["from"].__setitem__(
+                     0, {"podSelector": {"matchLabels": {CLIENT_LABEL[0]: CLIENT_LABEL[1], **labels}}})),
+                ("metrics from every namespace",
+                 lambda p: p["spec"]["ingress"][1]["from"].__setitem__(0, {"namespaceSelector": {}})),
+                ("an ingress rule without peers", lambda p: p["spec"]["ingress"][0].pop("from")),
+                ("egress without ports", lambda p: p["spec"]["egress"].append({})),
+                ("no egress restriction", lambda p: p["spec"].__setitem__("policyTypes", ["Ingress"])),
+            ]:
+                broken = copy.deepcopy(policy)
+                mutate(broken)
+                check(networkpolicy_problems(broken, labels), f"the NetworkPolicy check accepts {what}")
         replicas = deployment["spec"]["replicas"]
         if overlay == "sqlite":
             check(replicas == 1, "sqlite: one replica")
@@ -138,6 +258,15 @@ def main():
             check([c["args"] for c in init] == [["migrate"]], "postgres: an init container migrates first")
             check(pdb["spec"].get("minAvailable", 0) < replicas, "postgres: PDB leaves room for a drain")
             check(("Secret", "tokend-database") not in objects, "postgres: the Secret is the operator's, not shipped")
+            # sslmode=verify-full&sslrootcert=/etc/tokend-db-ca/ca.crt (README) finds the CA in both containers.
+            ca_volume = {v["name"]: v for v in pod["volumes"]}.get("database-ca", {})
+            check(ca_volume.get("configMap") == {"name": "tokend-database-ca", "optional": True},
+                  "postgres: the database CA comes from the optional ConfigMap tokend-database-ca")
+            for container in [tokend] + init:
+                mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+                check(mounts.get("/etc/tokend-db-ca") == "database-ca", f"postgres: {container['name']} mounts the database CA")
+
+    image_pin_checks()
 
     # The sidecar config keeps its promises (issue 4).
     envoy = yaml.safe_load((ROOT / "deploy/envoy/envoy.yaml").read_text())
