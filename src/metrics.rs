@@ -1,8 +1,8 @@
 //! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`.
 //!
 //! Labels are drawn from closed sets (known method names, gRPC code names,
-//! fixed failure reasons), never from request content, so a client can
-//! neither grow the series count nor get a secret into a label.
+//! fixed failure reasons, budget names), never from request content, so a
+//! client can neither grow the series count nor get a secret into a label.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -41,6 +41,21 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: &'static str,
+}
+
+/// `budget` label: the main in-flight budget (`--max-in-flight`) was full.
+pub const SHED_IN_FLIGHT: &str = "in_flight";
+/// `budget` label: the budget for calls without a well-formed credential
+/// (`--max-unauthenticated-in-flight`) was full.
+pub const SHED_UNAUTHENTICATED: &str = "unauthenticated";
+/// `budget` label: the client address held its share
+/// (`--max-in-flight-per-client`).
+pub const SHED_PER_CLIENT: &str = "per_client";
+const SHED_BUDGETS: [&str; 3] = [SHED_IN_FLIGHT, SHED_UNAUTHENTICATED, SHED_PER_CLIENT];
+
 /// Every metric the request path updates. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -48,6 +63,8 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     latency: Family<CallLabels, Histogram>,
     shed: Counter,
+    shed_by_budget: Family<BudgetLabels, Counter>,
+    body_timeouts: Counter,
     auth_failures: Family<ReasonLabels, Counter>,
     auth_throttled: Counter,
     usage_writes: Counter,
@@ -76,6 +93,12 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
         });
         let shed = Counter::default();
+        let shed_by_budget = Family::<BudgetLabels, Counter>::default();
+        for budget in SHED_BUDGETS {
+            // Every series exists from the start, at 0.
+            let _ = shed_by_budget.get_or_create(&BudgetLabels { budget });
+        }
+        let body_timeouts = Counter::default();
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let auth_throttled = Counter::default();
         let usage_writes = Counter::default();
@@ -93,8 +116,18 @@ impl Metrics {
         );
         registry.register(
             "tokend_shed_requests",
-            "Calls refused with UNAVAILABLE because the concurrency limit was reached",
+            "Calls refused at once because an in-flight budget was full (UNAVAILABLE; RESOURCE_EXHAUSTED for a client over its share)",
             shed.clone(),
+        );
+        registry.register(
+            "tokend_shed_requests_by_budget",
+            "tokend_shed_requests by the budget that was full: in_flight, unauthenticated (calls without a well-formed credential), per_client",
+            shed_by_budget.clone(),
+        );
+        registry.register(
+            "tokend_request_body_timeouts",
+            "Calls answered DEADLINE_EXCEEDED because their request body had not arrived in full within --request-body-timeout",
+            body_timeouts.clone(),
         );
         registry.register(
             "tokend_auth_failures",
@@ -125,6 +158,8 @@ impl Metrics {
             calls,
             latency,
             shed,
+            shed_by_budget,
+            body_timeouts,
             auth_failures,
             auth_throttled,
             usage_writes,
@@ -141,9 +176,18 @@ impl Metrics {
         self.calls.get_or_create(&labels).inc();
     }
 
-    /// Counts a call refused by the concurrency limit.
-    pub fn observe_shed(&self) {
+    /// Counts a call refused because `budget` (one of the `SHED_*` labels)
+    /// was full.
+    pub fn observe_shed(&self, budget: &'static str) {
         self.shed.inc();
+        self.shed_by_budget
+            .get_or_create(&BudgetLabels { budget })
+            .inc();
+    }
+
+    /// Counts a call whose request body missed its deadline.
+    pub fn observe_body_timeout(&self) {
+        self.body_timeouts.inc();
     }
 
     /// Counts a failed authentication (`reason` is a fixed string).
