@@ -1,11 +1,15 @@
-//! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`.
+//! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`
+//! (the listener is in [`listener`]).
 //!
 //! Labels are drawn from closed sets (known method names, gRPC code names,
 //! fixed failure reasons, budget names), never from request content, so a
 //! client can neither grow the series count nor get a secret into a label.
 
+mod listener;
+
+pub use listener::{MAX_CONNECTIONS, bind, serve};
+
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -18,9 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::cache::CredentialCache;
 use crate::domain::time::now_seconds;
@@ -356,62 +357,6 @@ pub fn method_label(path: &str) -> &'static str {
         return "reflection";
     }
     "other"
-}
-
-/// Serves `GET /metrics` (HTTP/1.1, one request per connection) on
-/// `listener` until `stop` changes.
-pub async fn serve(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while len < buf.len() {
-                    let n = stream.read(&mut buf[len..]).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    len += n;
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
-            if !matches!(read, Ok(Ok(()))) {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf[..len]);
-            let line = head.lines().next().unwrap_or_default();
-            let mut parts = line.split(' ');
-            let (method, target) = (parts.next(), parts.next());
-            let (status, body) = match (method, target) {
-                (Some("GET"), Some("/metrics")) => ("200 OK", metrics.render()),
-                (Some("GET"), _) => ("404 Not Found", "not found\n".to_owned()),
-                _ => ("405 Method Not Allowed", "method not allowed\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}
-
-/// Binds the metrics listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 #[cfg(test)]
