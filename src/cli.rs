@@ -146,6 +146,27 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
 
+    /// Calls without a well-formed credential (no authorization header, or
+    /// not a secret of this deployment) running at once, in a budget of
+    /// their own: they never take --max-in-flight slots.
+    #[arg(
+        long,
+        env = "TOKEND_MAX_UNAUTHENTICATED_IN_FLIGHT",
+        default_value_t = 32
+    )]
+    pub max_unauthenticated_in_flight: usize,
+
+    /// Of --max-in-flight, the calls one client address may hold at once
+    /// (IPv6 grouped by --auth-failure-ipv6-prefix); more get
+    /// RESOURCE_EXHAUSTED. 0: no per-client cap.
+    #[arg(long, env = "TOKEND_MAX_IN_FLIGHT_PER_CLIENT", default_value_t = 64)]
+    pub max_in_flight_per_client: usize,
+
+    /// Longest wait between a call's headers and the end of its request
+    /// body; then DEADLINE_EXCEEDED and its slot is freed.
+    #[arg(long, env = "TOKEND_REQUEST_BODY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub request_body_timeout: Duration,
+
     /// HTTP/2 streams per connection.
     #[arg(long, env = "TOKEND_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
     pub max_concurrent_streams: u32,

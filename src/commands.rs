@@ -103,10 +103,19 @@ pub fn settings(global: &GlobalArgs, args: &ServeArgs) -> Result<Settings, Comma
             "--max-message-size must be at least 1024 and --max-in-flight at least 1".into(),
         ));
     }
+    if args.max_unauthenticated_in_flight == 0 || args.request_body_timeout.is_zero() {
+        return Err(CommandError::Config(
+            "--max-unauthenticated-in-flight must be at least 1 and --request-body-timeout above 0"
+                .into(),
+        ));
+    }
     settings.limits = Limits {
         max_message_size: args.max_message_size,
         request_timeout: args.request_timeout,
         max_in_flight: args.max_in_flight,
+        max_unauthenticated_in_flight: args.max_unauthenticated_in_flight,
+        max_in_flight_per_client: args.max_in_flight_per_client,
+        request_body_timeout: args.request_body_timeout,
         max_concurrent_streams: args.max_concurrent_streams,
         max_header_list_size: args.max_header_list_size,
         keepalive_interval: args.keepalive_interval,
@@ -314,6 +323,43 @@ mod tests {
             ["--trusted-proxies", "loopback"],
             ["--auth-failure-ipv6-prefix", "16"],
             ["--auth-failure-ipv6-prefix", "129"],
+        ] {
+            assert!(
+                matches!(serve(&bad), Err(CommandError::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stall_limits_carry_their_flags_and_refuse_zero() {
+        let defaults = serve(&[]).expect("defaults").limits;
+        let built_in = Limits::default();
+        assert_eq!(
+            defaults.max_unauthenticated_in_flight,
+            built_in.max_unauthenticated_in_flight
+        );
+        assert_eq!(
+            defaults.max_in_flight_per_client,
+            built_in.max_in_flight_per_client
+        );
+        assert_eq!(defaults.request_body_timeout, built_in.request_body_timeout);
+        let set = serve(&[
+            "--max-unauthenticated-in-flight",
+            "5",
+            "--max-in-flight-per-client",
+            "0",
+            "--request-body-timeout",
+            "750ms",
+        ])
+        .expect("valid")
+        .limits;
+        assert_eq!(set.max_unauthenticated_in_flight, 5);
+        assert_eq!(set.max_in_flight_per_client, 0);
+        assert_eq!(set.request_body_timeout, Duration::from_millis(750));
+        for bad in [
+            ["--max-unauthenticated-in-flight", "0"],
+            ["--request-body-timeout", "0s"],
         ] {
             assert!(
                 matches!(serve(&bad), Err(CommandError::Config(_))),

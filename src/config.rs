@@ -90,6 +90,15 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Calls running at once (health excepted); more are shed, UNAVAILABLE.
     pub max_in_flight: usize,
+    /// Calls without a well-formed credential running at once, apart from
+    /// `max_in_flight`; more are shed, UNAVAILABLE.
+    pub max_unauthenticated_in_flight: usize,
+    /// Calls of `max_in_flight` one client address may hold (at most
+    /// `max_in_flight`; 0: no per-client cap); more get RESOURCE_EXHAUSTED.
+    pub max_in_flight_per_client: usize,
+    /// Longest wait between a call's headers and the end of its body; then
+    /// DEADLINE_EXCEEDED.
+    pub request_body_timeout: Duration,
     /// HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
     /// Largest request header block (the bearer secret travels there).
@@ -107,6 +116,9 @@ impl Default for Limits {
             max_message_size: 64 * 1024,
             request_timeout: Duration::from_secs(5),
             max_in_flight: 256,
+            max_unauthenticated_in_flight: 32,
+            max_in_flight_per_client: 64,
+            request_body_timeout: Duration::from_secs(2),
             max_concurrent_streams: 128,
             max_header_list_size: 16 * 1024,
             keepalive_interval: Duration::from_secs(30),

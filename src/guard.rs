@@ -1,22 +1,67 @@
 //! The layer every gRPC call passes through before its handler: a request id
 //! (taken from `x-request-id` or made up) on a tracing span and echoed in the
-//! response headers, a global concurrency limit that sheds excess calls with
-//! UNAVAILABLE at once instead of queueing them, and per-method metrics.
+//! response headers, in-flight budgets that shed excess calls at once instead
+//! of queueing them, a deadline for the request body, and per-method metrics.
 //!
-//! Health checks are exempt from shedding: a saturated replica is still
+//! The guard runs when a call's headers arrive, before its body is read, and
+//! authentication runs later, in the handler, once the message is decoded. A
+//! slot taken here is therefore held by whoever can send headers. So that
+//! nobody who cannot authenticate can starve those who can (issue 13):
+//!
+//! - **Two budgets, by credential shape.** A call whose single
+//!   `authorization` header is `Bearer` (or `Api-Token`) with a secret that
+//!   parses for this deployment (prefix, id shape, encoding, checksum: no
+//!   I/O, the parser authentication uses) draws on `--max-in-flight`; every
+//!   other call (no credential, a malformed one, two of them) on the small
+//!   `--max-unauthenticated-in-flight`, and can never take a main slot. Only
+//!   calls that fail authentication anyway (and credential-free reflection)
+//!   live in the small budget, so its size costs honest callers nothing.
+//! - **A deadline between headers and a complete body**
+//!   (`--request-body-timeout`). A unary call is decoded only once its body
+//!   has ended, so until then it holds its slot doing nothing. Past the
+//!   deadline it is answered DEADLINE_EXCEEDED and its slot is freed.
+//!   DEADLINE_EXCEEDED rather than CANCELLED: it says what happened (a
+//!   deadline passed before the call could run); CANCELLED means the caller
+//!   gave up, and Envoy turns it into 499 "client closed request" where
+//!   DEADLINE_EXCEEDED becomes 504. A streaming call (reflection) answers its
+//!   headers at once, which ends the race: it is not cut.
+//! - **A share per client address** (`--max-in-flight-per-client`) of the
+//!   main budget. A forged secret is well-formed, so only the database can
+//!   refuse it, and its header-only streams would take main slots; HTTP/2
+//!   caps streams per connection (`--max-concurrent-streams`) but not
+//!   connections, so the cap is per address, as authentication and the audit
+//!   trail see it (`auth::client_ip`: behind a trusted proxy such as the
+//!   sidecar, the forwarded client; IPv6 by `--auth-failure-ipv6-prefix`,
+//!   as the throttle groups it). One address then takes at most its
+//!   share, each for at most the body deadline. Over its share a client gets
+//!   RESOURCE_EXHAUSTED (its own condition, HTTP 429); a full shared budget
+//!   is UNAVAILABLE (the server's, worth retrying elsewhere).
+//!
+//! What remains: an attacker with many addresses and well-formed forged
+//! secrets can still fill the main budget, a body deadline at a time. Taking
+//! the main slot only after authentication (an auth layer that puts the
+//! caller into request extensions) would close that too; it moves
+//! authentication out of the handlers and is left for later.
+//!
+//! Health checks are exempt from all of this: a saturated replica is still
 //! alive, and Kubernetes must not restart it for being busy.
+
+mod body;
+mod budget;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
-use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+pub use body::{BodyEnd, WatchedBody};
+pub use budget::{Budgets, Clients, Shed, Ticket, has_credential_shape};
+
+use crate::config::Settings;
 use crate::metrics::{CallLabels, Metrics, code_name, method_label};
 
 /// The header carrying the request id, in and out.
@@ -28,15 +73,23 @@ const MAX_REQUEST_ID: usize = 128;
 /// Builds [`Guard`] services.
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
-    limit: Arc<Semaphore>,
+    budgets: Budgets,
+    body_timeout: Duration,
     metrics: Metrics,
 }
 
 impl GuardLayer {
-    /// At most `max_in_flight` calls (health excepted) run at once.
-    pub fn new(max_in_flight: usize, metrics: Metrics) -> Self {
+    /// Budgets and the body deadline from `settings.limits`; credentials of
+    /// the deployment's prefix; clients told apart as the throttle does.
+    pub fn new(settings: &Settings, metrics: Metrics) -> Self {
+        let clients = Clients {
+            trusted_proxies: settings.trusted_proxies.clone(),
+            ipv6_prefix: settings.throttle.ipv6_prefix,
+        };
+        let limits = &settings.limits;
         Self {
-            limit: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            budgets: Budgets::new(limits, settings.token_prefix.clone(), clients),
+            body_timeout: limits.request_body_timeout,
             metrics,
         }
     }
@@ -48,7 +101,8 @@ impl<S> Layer<S> for GuardLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Guard {
             inner,
-            limit: self.limit.clone(),
+            budgets: self.budgets.clone(),
+            body_timeout: self.body_timeout,
             metrics: self.metrics.clone(),
         }
     }
@@ -58,7 +112,8 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Debug, Clone)]
 pub struct Guard<S> {
     inner: S,
-    limit: Arc<Semaphore>,
+    budgets: Budgets,
+    body_timeout: Duration,
     metrics: Metrics,
 }
 
@@ -66,7 +121,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> Service<Request<B>> for Guard<S>
 where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<Request<WatchedBody<B>>, Response = Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
@@ -87,36 +145,42 @@ where
         let method = method_label(request.uri().path());
         let request_id = request_id(request.headers().get(REQUEST_ID));
         let exempt = method.starts_with("grpc.health.");
-        let permit = if exempt {
+        let ticket = if exempt {
             None
         } else {
-            match self.limit.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    self.metrics.observe_shed();
-                    self.metrics.observe_call(
-                        CallLabels {
-                            method,
-                            code: "UNAVAILABLE",
-                        },
-                        started.elapsed(),
-                    );
-                    tracing::warn!(request_id = %request_id, method, "shed: concurrency limit reached");
-                    let mut response = tonic::Status::unavailable(
-                        "server overloaded: too many calls in flight; retry with backoff",
-                    )
-                    .into_http::<tonic::body::Body>();
-                    set_request_id(&mut response, &request_id);
+            match self.budgets.admit(&request) {
+                Ok(ticket) => Some(ticket),
+                Err(shed) => {
+                    let response = self.shed(shed, method, &request_id, started);
                     return Box::pin(async move { Ok(response) });
                 }
             }
         };
+        let body_end = BodyEnd::default();
+        let request = request.map(|body| body_end.watch(body));
+        // Exempt calls are not held to the body deadline either.
+        let deadline = (!exempt).then_some(self.body_timeout);
         let metrics = self.metrics.clone();
         let span = tracing::info_span!("call", request_id = %request_id, method);
         Box::pin(
             async move {
-                let result = inner.call(request).await;
-                drop(permit);
+                let call = inner.call(request);
+                let missed = async {
+                    match deadline {
+                        Some(deadline) => body_end.missed(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let result = tokio::select! {
+                    biased;
+                    result = call => result,
+                    () = missed => {
+                        metrics.observe_body_timeout();
+                        tracing::debug!("request body incomplete at the deadline");
+                        Ok(refusal(body_timeout_status(deadline)))
+                    }
+                };
+                drop(ticket);
                 if let Ok(response) = &result {
                     // Unary errors are trailers-only responses: grpc-status is
                     // in the headers. Its absence means the call succeeded and
@@ -141,6 +205,50 @@ where
             .instrument(span),
         )
     }
+}
+
+impl<S> Guard<S> {
+    /// Counts and answers a call refused by `shed`.
+    fn shed(
+        &self,
+        shed: Shed,
+        method: &'static str,
+        request_id: &str,
+        started: Instant,
+    ) -> Response<tonic::body::Body> {
+        self.metrics.observe_shed(shed.label());
+        let mut response = refusal(shed.status());
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .map_or("UNKNOWN", |v| code_name(v.as_bytes()));
+        self.metrics
+            .observe_call(CallLabels { method, code }, started.elapsed());
+        match shed {
+            // A real overload, or one client using more than its share.
+            Shed::InFlight | Shed::PerClient => {
+                tracing::warn!(request_id = %request_id, method, budget = shed.label(), "shed: in-flight budget full");
+            }
+            // Calls that would fail authentication anyway: counted, not
+            // logged one by one (an attacker must not fill the log).
+            Shed::Unauthenticated => {
+                tracing::debug!(request_id = %request_id, method, budget = shed.label(), "shed: in-flight budget full");
+            }
+        }
+        set_request_id(&mut response, request_id);
+        response
+    }
+}
+
+fn refusal(status: tonic::Status) -> Response<tonic::body::Body> {
+    status.into_http::<tonic::body::Body>()
+}
+
+fn body_timeout_status(deadline: Option<Duration>) -> tonic::Status {
+    tonic::Status::deadline_exceeded(format!(
+        "request body not received in full within {} ms of its headers",
+        deadline.unwrap_or_default().as_millis()
+    ))
 }
 
 /// The client's request id when it is short and printable, else a new one.

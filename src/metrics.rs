@@ -1,11 +1,15 @@
-//! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`.
+//! Prometheus metrics, served as text on `--metrics-listen` at `/metrics`
+//! (the listener is in [`listener`]).
 //!
 //! Labels are drawn from closed sets (known method names, gRPC code names,
-//! fixed failure reasons), never from request content, so a client can
-//! neither grow the series count nor get a secret into a label.
+//! fixed failure reasons, budget names), never from request content, so a
+//! client can neither grow the series count nor get a secret into a label.
+
+mod listener;
+
+pub use listener::{MAX_CONNECTIONS, bind, serve};
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -18,9 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::cache::CredentialCache;
 use crate::domain::time::now_seconds;
@@ -41,6 +42,21 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: &'static str,
+}
+
+/// `budget` label: the main in-flight budget (`--max-in-flight`) was full.
+pub const SHED_IN_FLIGHT: &str = "in_flight";
+/// `budget` label: the budget for calls without a well-formed credential
+/// (`--max-unauthenticated-in-flight`) was full.
+pub const SHED_UNAUTHENTICATED: &str = "unauthenticated";
+/// `budget` label: the client address held its share
+/// (`--max-in-flight-per-client`).
+pub const SHED_PER_CLIENT: &str = "per_client";
+const SHED_BUDGETS: [&str; 3] = [SHED_IN_FLIGHT, SHED_UNAUTHENTICATED, SHED_PER_CLIENT];
+
 /// Every metric the request path updates. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -48,6 +64,8 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     latency: Family<CallLabels, Histogram>,
     shed: Counter,
+    shed_by_budget: Family<BudgetLabels, Counter>,
+    body_timeouts: Counter,
     auth_failures: Family<ReasonLabels, Counter>,
     auth_throttled: Counter,
     usage_writes: Counter,
@@ -76,6 +94,12 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
         });
         let shed = Counter::default();
+        let shed_by_budget = Family::<BudgetLabels, Counter>::default();
+        for budget in SHED_BUDGETS {
+            // Every series exists from the start, at 0.
+            let _ = shed_by_budget.get_or_create(&BudgetLabels { budget });
+        }
+        let body_timeouts = Counter::default();
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let auth_throttled = Counter::default();
         let usage_writes = Counter::default();
@@ -93,8 +117,18 @@ impl Metrics {
         );
         registry.register(
             "tokend_shed_requests",
-            "Calls refused with UNAVAILABLE because the concurrency limit was reached",
+            "Calls refused at once because an in-flight budget was full (UNAVAILABLE; RESOURCE_EXHAUSTED for a client over its share)",
             shed.clone(),
+        );
+        registry.register(
+            "tokend_shed_requests_by_budget",
+            "tokend_shed_requests by the budget that was full: in_flight, unauthenticated (calls without a well-formed credential), per_client",
+            shed_by_budget.clone(),
+        );
+        registry.register(
+            "tokend_request_body_timeouts",
+            "Calls answered DEADLINE_EXCEEDED because their request body had not arrived in full within --request-body-timeout",
+            body_timeouts.clone(),
         );
         registry.register(
             "tokend_auth_failures",
@@ -125,6 +159,8 @@ impl Metrics {
             calls,
             latency,
             shed,
+            shed_by_budget,
+            body_timeouts,
             auth_failures,
             auth_throttled,
             usage_writes,
@@ -141,9 +177,18 @@ impl Metrics {
         self.calls.get_or_create(&labels).inc();
     }
 
-    /// Counts a call refused by the concurrency limit.
-    pub fn observe_shed(&self) {
+    /// Counts a call refused because `budget` (one of the `SHED_*` labels)
+    /// was full.
+    pub fn observe_shed(&self, budget: &'static str) {
         self.shed.inc();
+        self.shed_by_budget
+            .get_or_create(&BudgetLabels { budget })
+            .inc();
+    }
+
+    /// Counts a call whose request body missed its deadline.
+    pub fn observe_body_timeout(&self) {
+        self.body_timeouts.inc();
     }
 
     /// Counts a failed authentication (`reason` is a fixed string).
@@ -312,62 +357,6 @@ pub fn method_label(path: &str) -> &'static str {
         return "reflection";
     }
     "other"
-}
-
-/// Serves `GET /metrics` (HTTP/1.1, one request per connection) on
-/// `listener` until `stop` changes.
-pub async fn serve(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while len < buf.len() {
-                    let n = stream.read(&mut buf[len..]).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    len += n;
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
-            if !matches!(read, Ok(Ok(()))) {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf[..len]);
-            let line = head.lines().next().unwrap_or_default();
-            let mut parts = line.split(' ');
-            let (method, target) = (parts.next(), parts.next());
-            let (status, body) = match (method, target) {
-                (Some("GET"), Some("/metrics")) => ("200 OK", metrics.render()),
-                (Some("GET"), _) => ("404 Not Found", "not found\n".to_owned()),
-                _ => ("405 Method Not Allowed", "method not allowed\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}
-
-/// Binds the metrics listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 #[cfg(test)]

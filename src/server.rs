@@ -215,7 +215,7 @@ impl Application {
             .http2_keepalive_interval(Some(limits.keepalive_interval))
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .layer(GuardLayer::new(limits.max_in_flight, metrics.clone()))
+            .layer(GuardLayer::new(&settings, metrics.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

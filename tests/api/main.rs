@@ -25,4 +25,5 @@ mod reflection;
 mod replicas;
 mod security;
 mod shutdown;
+mod stall;
 mod tls;
