@@ -11,9 +11,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tokend_descriptor.bin"))
         // Requests that do not decode are INVALID_ARGUMENT, not INTERNAL.
-        .codec_path("crate::codec::StrictCodec")
+        .codec_path("crate::grpc::codec::StrictCodec")
         // Messages that carry a secret get a hand-written Debug that
-        // redacts it (src/api/redact.rs): a stray `{:?}` must not log one.
+        // redacts it (src/grpc/redact.rs): a stray `{:?}` must not log one.
         .skip_debug(["tokend.v1.ApiToken", "tokend.v1.ApiTokenSecret"])
         // google/rpc is compiled only so that its messages land in the
         // descriptor set: grpcurl and Envoy then render the BadRequest

@@ -5,13 +5,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokend::cache::{CacheSettings, CredentialCache};
 use tokend::domain::ids::{EntityId, OrganizationId, TokenId};
 use tokend::domain::permission::{self, Action, TokenScope};
 use tokend::domain::role::{EntityType, Role, RoleBinding};
 use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
 use tokend::domain::token::{ApiToken, TokenKind, TokenType};
+use tokend::service::cache::{CacheSettings, CredentialCache};
 use tokend::store::DigestMatch;
 
 fn sample_token(id: TokenId) -> DigestMatch {

@@ -21,7 +21,7 @@ use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
 use tokend::domain::time::now_seconds;
 use tokend::domain::token::{CreateTokenInput, NewToken, TokenType};
-use tokend::issue::issue;
+use tokend::service::mint::issue;
 use tokend::store::entity::{api_token, api_token_role, api_token_secret, subject};
 use tokend::store::{Store, StoreOptions};
 

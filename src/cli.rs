@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::DEFAULT_TRUSTED_PROXIES;
 use crate::config::parse_duration;
 use crate::domain::secret::DEFAULT_TOKEN_PREFIX;
 use crate::domain::subject::SYSTEM_USERNAME;
+use crate::service::authenticate::DEFAULT_TRUSTED_PROXIES;
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tokend.db?mode=rwc";

@@ -3,22 +3,22 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::auth::TrustedProxies;
-use crate::cache::CacheSettings;
+use crate::service::authenticate::TrustedProxies;
+use crate::service::cache::CacheSettings;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs, TokenCommand, TokenCreateArgs};
 use crate::config::{DatabaseUrl, Limits, Settings, TlsFiles};
 use crate::domain::FieldViolation;
 use crate::domain::ids::OrganizationId;
+use crate::domain::net::parse_cidr_list;
 use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::Subject;
 use crate::domain::time::now_seconds;
 use crate::domain::token::{CreateTokenInput, NewToken, TokenKind, TokenType};
-use crate::issue::{IssueError, issue};
-use crate::net::parse_cidr_list;
 use crate::server::{Application, FILE_DESCRIPTOR_SET, StartupError};
+use crate::service::mint::{IssueError, issue};
+use crate::service::throttle::ThrottleSettings;
 use crate::store::{Store, StoreError, StoreOptions};
-use crate::throttle::ThrottleSettings;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::TrustedProxies;
-use crate::cache::CacheSettings;
 use crate::domain::secret::TokenPrefix;
+use crate::service::authenticate::TrustedProxies;
+use crate::service::cache::CacheSettings;
+use crate::service::throttle::ThrottleSettings;
 use crate::store::{DatabaseKind, StoreOptions};
-use crate::throttle::ThrottleSettings;
 
 /// A database URL. `Debug` and `Display` show only the database kind, so
 /// credentials in the URL never reach a log.

@@ -1,23 +1,18 @@
 //! tokend: a gRPC service that owns API tokens.
+//!
+//! A request flows one way: `grpc` (transport: tonic, prost, http) ->
+//! `service` (use cases) -> `store` (sea-orm) and `domain` (pure types and
+//! rules). `telemetry` observes; `server` wires the parts together.
 
-pub mod api;
-pub mod auth;
-pub mod cache;
 pub mod cli;
-pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod domain;
-pub mod guard;
-pub mod issue;
-pub mod metrics;
-pub mod net;
-pub mod retention;
+pub mod grpc;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
-pub mod throttle;
-pub mod usage;
 
 /// Code generated from `proto/tokend/v1` by `build.rs`.
 pub mod pb {

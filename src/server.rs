@@ -15,16 +15,16 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{AppState, TokenService};
-use crate::auth::{Authenticator, FailureGuard};
-use crate::cache::CredentialCache;
 use crate::config::{Settings, TlsFiles};
-use crate::guard::GuardLayer;
-use crate::metrics::{Metrics, Sources};
+use crate::grpc::guard::GuardLayer;
+use crate::grpc::{AppState, TokenService};
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
+use crate::service::authenticate::{Authenticator, FailureGuard};
+use crate::service::cache::CredentialCache;
+use crate::service::throttle::AuthThrottle;
+use crate::service::usage::{FailureRecorder, UsageRecorder};
 use crate::store::{Store, StoreError};
-use crate::throttle::AuthThrottle;
-use crate::usage::{FailureRecorder, UsageRecorder};
+use crate::telemetry::metrics::{Metrics, Sources};
 
 /// The encoded FileDescriptorSet of `proto/tokend/v1` and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
@@ -75,7 +75,7 @@ impl Application {
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let listener = TcpListener::bind(settings.listen).await?;
         let metrics_listener = match settings.metrics_listen {
-            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            Some(addr) => Some(crate::telemetry::metrics::bind(addr).await?),
             None => None,
         };
         Ok(Self {
@@ -160,14 +160,14 @@ impl Application {
             metrics: metrics.clone(),
         };
         let metrics_task = metrics_listener.map(|listener| {
-            tokio::spawn(crate::metrics::serve(
+            tokio::spawn(crate::telemetry::metrics::serve(
                 listener,
                 metrics.clone(),
                 stop_rx.clone(),
             ))
         });
         let prune_task = settings.audit_retention.map(|retention| {
-            tokio::spawn(crate::retention::prune_periodically(
+            tokio::spawn(crate::service::retention::prune_periodically(
                 store.clone(),
                 retention,
                 stop_rx.clone(),

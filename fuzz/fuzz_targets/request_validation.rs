@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use tokend::api::error::ApiError;
-use tokend::api::validate;
+use tokend::grpc::error::ApiError;
+use tokend::grpc::validate;
 use tokend::domain::ids::EntityId;
 use tokend::domain::token::TokenType;
 use tokend::pb;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod list;
+pub mod net;
 pub mod permission;
 pub mod role;
 pub mod secret;

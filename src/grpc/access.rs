@@ -3,11 +3,11 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::Caller;
 use crate::domain::audit::Actor;
 use crate::domain::ids::OrganizationId;
 use crate::domain::permission::{self, Action};
 use crate::domain::subject::Subject;
+use crate::service::authenticate::Caller;
 use crate::store::TokenHead;
 
 /// What messages call the token resource.

@@ -1,6 +1,8 @@
 //! Logging: a tracing subscriber writing to stderr (stdout is for command
 //! output such as a new secret).
 
+pub mod metrics;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;

@@ -62,7 +62,7 @@ pub use body::{BodyEnd, WatchedBody};
 pub use budget::{Budgets, Clients, Shed, Ticket, has_credential_shape};
 
 use crate::config::Settings;
-use crate::metrics::{CallLabels, Metrics, code_name, method_label};
+use crate::telemetry::metrics::{CallLabels, Metrics, code_name, method_label};
 
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";

@@ -23,10 +23,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::cache::CredentialCache;
 use crate::domain::time::now_seconds;
+use crate::service::cache::CredentialCache;
+use crate::service::usage::UsageRecorder;
 use crate::store::Store;
-use crate::usage::UsageRecorder;
 
 /// The labels of a finished call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

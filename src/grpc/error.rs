@@ -3,9 +3,9 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auth::AuthError;
 use crate::domain::FieldViolation;
 use crate::domain::permission::Denied;
+use crate::service::authenticate::AuthError;
 use crate::store::StoreError;
 
 /// Why a call failed, as the client will see it.

@@ -72,7 +72,7 @@ impl AuthThrottle {
     pub fn key(&self, ip: IpAddr) -> IpAddr {
         match ip.to_canonical() {
             v4 @ IpAddr::V4(_) => v4,
-            v6 => crate::net::truncate(v6, self.settings.ipv6_prefix),
+            v6 => crate::domain::net::truncate(v6, self.settings.ipv6_prefix),
         }
     }
 

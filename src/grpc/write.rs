@@ -7,15 +7,15 @@ use super::access::{TOKEN, actor, authorized_head, organization};
 use super::convert::{self, kind_from_pb, seconds_from_pb, token_type_from_pb};
 use super::error::ApiError;
 use super::validate;
-use crate::auth::Caller;
 use crate::domain::Violations;
 use crate::domain::permission::{self, Action, Denied, TokenScope};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::TokenSecret;
 use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::{ApiToken, CreateTokenInput, NewToken};
-use crate::issue::{IssueError, issue};
 use crate::pb;
+use crate::service::authenticate::Caller;
+use crate::service::mint::{IssueError, issue};
 use crate::store::{Mutated, RoleGuard, Rotation, StoreError};
 
 /// CreateApiToken: the response carries the secret, once.

@@ -3,8 +3,10 @@
 
 mod access;
 mod audit;
+pub mod codec;
 mod convert;
 pub mod error;
+pub mod guard;
 mod read;
 mod redact;
 mod write;
@@ -17,9 +19,9 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use crate::auth::Authenticator;
 use crate::pb;
 use crate::pb::api_token_service_server::ApiTokenService;
+use crate::service::authenticate::Authenticator;
 use crate::store::{Store, StoreError};
 use error::{ApiError, respond};
 

@@ -15,8 +15,8 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
-use crate::api::error::ApiError;
 use crate::domain::FieldViolation;
+use crate::grpc::error::ApiError;
 
 /// [`ProstCodec`] with [`RequestDecoder`]; named in `build.rs`.
 #[derive(Debug, Clone)]

@@ -6,18 +6,18 @@ use std::sync::Arc;
 
 use tonic::metadata::MetadataMap;
 
-use crate::cache::CredentialCache;
 use crate::domain::ids::{OrganizationId, TokenId};
+use crate::domain::net::{Cidr, parse_cidr_list};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
 use crate::domain::subject::Subject;
 use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::ApiToken;
-use crate::metrics::Metrics;
-use crate::net::{Cidr, parse_cidr_list};
+use crate::service::cache::CredentialCache;
+use crate::service::throttle::AuthThrottle;
+use crate::service::usage::{FailureRecorder, UsageRecorder};
 use crate::store::{DigestMatch, FailedToken, Store, StoreError};
-use crate::throttle::AuthThrottle;
-use crate::usage::{FailureRecorder, UsageRecorder};
+use crate::telemetry::metrics::Metrics;
 
 /// The authenticated token behind a request.
 #[derive(Debug, Clone)]

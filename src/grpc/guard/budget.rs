@@ -9,11 +9,11 @@ use http::{HeaderMap, Request};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::auth::{TrustedProxies, client_ip};
 use crate::config::Limits;
+use crate::domain::net::truncate;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
-use crate::metrics;
-use crate::net::truncate;
+use crate::service::authenticate::{TrustedProxies, client_ip};
+use crate::telemetry::metrics;
 
 /// Why a call was refused at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
