@@ -42,6 +42,24 @@ impl From<DbErr> for StoreError {
     }
 }
 
+/// Whether SQLite refused a lock (SQLITE_BUSY or SQLITE_LOCKED, with any
+/// extended code).
+pub(crate) fn is_busy(err: &DbErr) -> bool {
+    let driver = match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match &**driver {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<u32>().ok())
+            .is_some_and(|code| matches!(code & 0xFF, 5 | 6)),
+        _ => false,
+    }
+}
+
 /// Whether a driver error means "the database is not answering" rather than
 /// "this statement is wrong".
 fn is_unavailable(err: &sqlx::Error) -> bool {

@@ -79,17 +79,6 @@ pub struct StoreOptions {
     pub allow_insecure_transport: bool,
 }
 
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(3),
-            sqlite_busy_timeout: Duration::from_secs(5),
-            allow_insecure_transport: false,
-        }
-    }
-}
-
 /// One pool's occupancy.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolStats {
@@ -110,6 +99,9 @@ pub struct Store {
     write: DatabaseConnection,
     kind: DatabaseKind,
     sqlite_file: Option<SqliteFile>,
+    /// How long SQLite waits for a lock (also how long [`Store::migrate`]
+    /// retries a refused one).
+    busy_timeout: Duration,
 }
 
 /// The SQLite file the store opened, to notice when it is moved or replaced
@@ -181,6 +173,7 @@ impl Store {
             write: pool,
             kind: DatabaseKind::Postgres,
             sqlite_file: None,
+            busy_timeout: options.sqlite_busy_timeout,
         })
     }
 
@@ -226,6 +219,7 @@ impl Store {
                 write,
                 kind: DatabaseKind::Sqlite,
                 sqlite_file: None,
+                busy_timeout: busy,
             });
         }
         let mut read_opts = ConnectOptions::new(url);
@@ -242,6 +236,7 @@ impl Store {
             write,
             kind: DatabaseKind::Sqlite,
             sqlite_file: file,
+            busy_timeout: busy,
         })
     }
 
@@ -252,10 +247,31 @@ impl Store {
 
     /// Applies pending migrations in one transaction. On PostgreSQL a
     /// transaction-scoped advisory lock makes replicas that start together
-    /// apply them once, one after the other.
+    /// apply them once, one after the other. On SQLite the transaction
+    /// starts as a reader, and a reader that must become the writer while
+    /// another replica writes is refused at once (SQLITE_BUSY, no busy
+    /// wait, since waiting could deadlock): it is retried until the busy
+    /// timeout has passed, and then finds the migrations applied.
     #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "migrate", system = self.kind.as_str()))]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let _timer = DbTimer::start();
+        let deadline = tokio::time::Instant::now() + self.busy_timeout;
+        loop {
+            match self.migrate_once().await {
+                Err(err)
+                    if self.kind == DatabaseKind::Sqlite
+                        && error::is_busy(&err)
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!("another process is migrating the SQLite database; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                result => return result.map_err(StoreError::from),
+            }
+        }
+    }
+
+    async fn migrate_once(&self) -> Result<(), sea_orm::DbErr> {
         let txn = self.write.begin().await?;
         if self.kind == DatabaseKind::Postgres {
             // Arbitrary constant: "tokend" in ASCII.
@@ -263,8 +279,7 @@ impl Store {
                 .await?;
         }
         migration::Migrator::up(&txn, None).await?;
-        txn.commit().await?;
-        Ok(())
+        txn.commit().await
     }
 
     /// Answers whether the database serves queries right now: a trivial
