@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokend::domain::ids::{EntityId, OrganizationId, TokenId};
-use tokend::domain::permission::{self, Action, TokenScope};
+use tokend::domain::permission::{Action, Principal, TokenScope};
 use tokend::domain::role::{EntityType, Role, RoleBinding};
 use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
@@ -49,7 +49,7 @@ fn sample_token(id: TokenId) -> DigestMatch {
 }
 
 fn hot_path(c: &mut Criterion) {
-    let prefix = TokenPrefix::default();
+    let prefix = TokenPrefix::parse(tokend::cli::DEFAULT_TOKEN_PREFIX).unwrap();
     let id = TokenId::generate(1_700_000_000_000, [3; 10]);
     let secret = TokenSecret::generate(id.clone()).unwrap();
     let text = secret.reveal(&prefix).into_exposed();
@@ -67,8 +67,9 @@ fn hot_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let cache = CredentialCache::new(CacheSettings {
+        capacity: 100_000,
         ttl: std::time::Duration::from_secs(3600),
-        ..CacheSettings::default()
+        negative_ttl: std::time::Duration::from_secs(1),
     });
     let digest = secret.digest();
     let found = sample_token(id.clone());
@@ -94,14 +95,17 @@ fn hot_path(c: &mut Criterion) {
     });
 
     let org = OrganizationId::parse("org", "org-bench").unwrap();
-    let roles = sample_token(id).token.roles;
+    let principal = Principal {
+        organization: org.clone(),
+        roles: sample_token(id).token.roles,
+    };
     let ws = EntityId::parse("e", "ws1").unwrap();
     let target = TokenScope {
         token_type: TokenType::Workspace,
         entity_id: &ws,
     };
     c.bench_function("permission_check", |b| {
-        b.iter(|| permission::authorize(&org, black_box(&roles), &org, target, Action::Rotate))
+        b.iter(|| black_box(&principal).authorize(&org, target, Action::Rotate))
     });
 }
 

@@ -203,9 +203,9 @@ fn make(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let store = Store::connect(&args.database_url, &StoreOptions::default()).await?;
+    let store = Store::connect(&args.database_url, &StoreOptions::defaults()?).await?;
     store.migrate().await?;
-    let prefix = TokenPrefix::default();
+    let prefix = TokenPrefix::parse(tokend::cli::DEFAULT_TOKEN_PREFIX)?;
     let org = OrganizationId::parse("org", &args.org)?;
     let now = now_seconds();
     let creator = Subject::user("seed", "Benchmark seeder")?;

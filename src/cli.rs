@@ -1,5 +1,6 @@
 //! Command-line definitions: every setting is a flag with an environment
-//! variable fallback and a default.
+//! variable fallback and a default, written here and nowhere else
+//! (`config.rs` turns them into checked `Settings`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,12 +9,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::parse_duration;
-use crate::domain::secret::DEFAULT_TOKEN_PREFIX;
 use crate::domain::subject::SYSTEM_USERNAME;
-use crate::service::authenticate::DEFAULT_TRUSTED_PROXIES;
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tokend.db?mode=rwc";
+
+/// The first part of every secret unless a deployment configures its own.
+pub const DEFAULT_TOKEN_PREFIX: &str = "tokend";
+
+/// `--trusted-proxies`' default: IPv4 and IPv6 loopback (the sidecar in the
+/// same pod).
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
 
 /// tokend: creates, stores (as SHA-256 digests) and answers for API tokens over gRPC.
 #[derive(Debug, Parser)]

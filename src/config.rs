@@ -1,15 +1,30 @@
-//! One Settings struct, validated once at start-up.
+//! Settings: what `tokend serve` (and the other commands) run with, built
+//! from the command line (`cli.rs`, the only place a default is written)
+//! and checked here, once: every range and every cross-setting rule.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
+
+use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
+use crate::domain::net::{TrustedProxies, parse_cidr_list};
 use crate::domain::secret::TokenPrefix;
-use crate::service::authenticate::TrustedProxies;
 use crate::service::cache::CacheSettings;
 use crate::service::throttle::ThrottleSettings;
 use crate::store::{DatabaseKind, StoreOptions};
+
+/// How long SQLite waits on a lock another process holds before a
+/// statement fails (and the call, within the database budget, answers
+/// UNAVAILABLE). Not a setting: the database budget bounds the call anyway.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A setting that cannot be used, in words that name it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 /// A database URL. `Debug` and `Display` show only the database kind, so
 /// credentials in the URL never reach a log.
@@ -110,23 +125,6 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_size: 64 * 1024,
-            request_timeout: Duration::from_secs(5),
-            max_in_flight: 256,
-            max_unauthenticated_in_flight: 32,
-            max_in_flight_per_client: 64,
-            request_body_timeout: Duration::from_secs(2),
-            max_concurrent_streams: 128,
-            max_header_list_size: 16 * 1024,
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// PEM files for TLS on the gRPC listener.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -138,30 +136,134 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
+    type Error = ConfigError;
+
+    fn try_from((global, args): (&GlobalArgs, &ServeArgs)) -> Result<Self, ConfigError> {
+        let invalid = |message: &str| Err(ConfigError(message.to_owned()));
+        if args.auth_cache_ttl > Duration::from_secs(30) {
+            return invalid("--auth-cache-ttl must be at most 30s");
+        }
+        if args.auth_cache_negative_ttl > Duration::from_secs(1) {
+            return invalid("--auth-cache-negative-ttl must be at most 1s");
+        }
+        if args.max_message_size < 1024 || args.max_in_flight == 0 {
+            return invalid(
+                "--max-message-size must be at least 1024 and --max-in-flight at least 1",
+            );
+        }
+        if args.max_unauthenticated_in_flight == 0 || args.request_body_timeout.is_zero() {
+            return invalid(
+                "--max-unauthenticated-in-flight must be at least 1 and --request-body-timeout above 0",
+            );
+        }
+        if !(32..=128).contains(&args.auth_failure_ipv6_prefix) {
+            return invalid("--auth-failure-ipv6-prefix must be between 32 and 128");
+        }
+        let trusted_proxies = parse_cidr_list(&args.trusted_proxies)
+            .map(TrustedProxies::new)
+            .map_err(|e| ConfigError(format!("--trusted-proxies: {e}")))?;
+        Ok(Self {
+            listen: args.listen,
+            database_url: DatabaseUrl::try_from(global)?,
+            store: StoreOptions::from_args(global),
+            token_prefix: TokenPrefix::try_from(global)?,
+            usage_flush_interval: args.usage_flush_interval,
+            health_check_interval: args.health_check_interval,
+            auth_cache: CacheSettings {
+                capacity: args.auth_cache_capacity,
+                ttl: args.auth_cache_ttl,
+                negative_ttl: args.auth_cache_negative_ttl,
+            },
+            metrics_listen: args.metrics_listen,
+            limits: Limits {
+                max_message_size: args.max_message_size,
+                request_timeout: args.request_timeout,
+                max_in_flight: args.max_in_flight,
+                max_unauthenticated_in_flight: args.max_unauthenticated_in_flight,
+                max_in_flight_per_client: args.max_in_flight_per_client,
+                request_body_timeout: args.request_body_timeout,
+                max_concurrent_streams: args.max_concurrent_streams,
+                max_header_list_size: args.max_header_list_size,
+                keepalive_interval: args.keepalive_interval,
+                keepalive_timeout: args.keepalive_timeout,
+            },
+            throttle: ThrottleSettings {
+                threshold: args.auth_failure_threshold,
+                window: args.auth_failure_window,
+                ipv6_prefix: args.auth_failure_ipv6_prefix,
+            },
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: args.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            shutdown_grace_period: args.shutdown_grace_period,
+            audit_retention: (!args.audit_retention.is_zero()).then_some(args.audit_retention),
+            trusted_proxies,
+        })
+    }
+}
+
 impl Settings {
-    /// Settings for `url` with every other value at its default.
-    pub fn with_database(url: DatabaseUrl) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            database_url: url,
-            store: StoreOptions::default(),
-            token_prefix: TokenPrefix::default(),
-            usage_flush_interval: Duration::from_secs(5),
-            health_check_interval: Duration::from_secs(2),
-            auth_cache: CacheSettings::default(),
-            metrics_listen: None,
-            limits: Limits::default(),
-            throttle: ThrottleSettings::default(),
-            tls: None,
-            shutdown_grace_period: Duration::from_secs(20),
-            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
-            trusted_proxies: TrustedProxies::default(),
+    /// The settings of `tokend [GLOBAL FLAGS] serve [FLAGS]` given as
+    /// `args` (without the program name): the command line's defaults for
+    /// everything not given, checked as for the real binary. For tests and
+    /// tools that start a server in-process.
+    pub fn from_command_line<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("tokend"))
+            .chain(args.into_iter().map(Into::into));
+        let cli = Cli::try_parse_from(argv).map_err(|e| ConfigError(e.to_string()))?;
+        match &cli.command {
+            Command::Serve(serve) => Self::try_from((&cli.global, serve)),
+            _ => Err(ConfigError("not a `serve` command line".into())),
         }
     }
 }
 
-/// `--audit-retention`'s default: 90 days.
-pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+impl TryFrom<&GlobalArgs> for DatabaseUrl {
+    type Error = ConfigError;
+
+    fn try_from(global: &GlobalArgs) -> Result<Self, ConfigError> {
+        Self::parse(&global.database_url).map_err(ConfigError)
+    }
+}
+
+impl TryFrom<&GlobalArgs> for TokenPrefix {
+    type Error = ConfigError;
+
+    fn try_from(global: &GlobalArgs) -> Result<Self, ConfigError> {
+        Self::parse(&global.token_prefix).map_err(ConfigError)
+    }
+}
+
+impl StoreOptions {
+    /// The pool settings every command connects with.
+    pub fn from_args(global: &GlobalArgs) -> Self {
+        Self {
+            max_connections: global.database_max_connections,
+            acquire_timeout: global.database_timeout,
+            sqlite_busy_timeout: SQLITE_BUSY_TIMEOUT,
+            allow_insecure_transport: global.database_allow_insecure_transport,
+        }
+    }
+
+    /// The pool settings of a command line given without flags (the
+    /// defaults, and `TOKEND_*` variables), for tools and tests that
+    /// connect on their own.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let cli =
+            Cli::try_parse_from(["tokend", "migrate"]).map_err(|e| ConfigError(e.to_string()))?;
+        Ok(Self::from_args(&cli.global))
+    }
+}
 
 /// Parses a duration written as a number with a unit: `250ms`, `5s`, `2m`,
 /// `1h`, `90d`. A bare number is seconds.
@@ -193,6 +295,80 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    fn serve(args: &[&str]) -> Result<Settings, ConfigError> {
+        Settings::from_command_line([&["serve"], args].concat())
+    }
+
+    #[test]
+    fn retention_proxies_and_ipv6_prefix() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(
+            defaults.audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        for (ip, trusted) in [("127.0.0.6", true), ("::1", true), ("10.0.0.1", false)] {
+            assert_eq!(
+                defaults.trusted_proxies.contains(ip.parse().unwrap()),
+                trusted,
+                "{ip}"
+            );
+        }
+        assert_eq!(defaults.throttle.ipv6_prefix, 64);
+
+        let set = serve(&[
+            "--audit-retention",
+            "0",
+            "--trusted-proxies",
+            "10.0.0.0/8, fd00::/8",
+            "--auth-failure-ipv6-prefix",
+            "56",
+        ])
+        .unwrap();
+        assert_eq!(set.audit_retention, None, "0 keeps audit rows forever");
+        assert!(set.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(!set.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!(set.throttle.ipv6_prefix, 56);
+        let none = serve(&["--trusted-proxies", ""]).unwrap();
+        assert!(!none.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+
+        for bad in [
+            ["--trusted-proxies", "10.0.0.1/8"],
+            ["--trusted-proxies", "loopback"],
+            ["--auth-failure-ipv6-prefix", "16"],
+            ["--auth-failure-ipv6-prefix", "129"],
+        ] {
+            assert!(serve(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_carry_their_flags_and_refuse_what_cannot_work() {
+        let set = serve(&[
+            "--max-unauthenticated-in-flight",
+            "5",
+            "--max-in-flight-per-client",
+            "0",
+            "--request-body-timeout",
+            "750ms",
+        ])
+        .expect("valid")
+        .limits;
+        assert_eq!(set.max_unauthenticated_in_flight, 5);
+        assert_eq!(set.max_in_flight_per_client, 0);
+        assert_eq!(set.request_body_timeout, Duration::from_millis(750));
+        for bad in [
+            &["--max-unauthenticated-in-flight", "0"][..],
+            &["--request-body-timeout", "0s"],
+            &["--max-in-flight", "0"],
+            &["--max-message-size", "1023"],
+            &["--auth-cache-ttl", "31s"],
+            &["--auth-cache-negative-ttl", "2s"],
+        ] {
+            assert!(serve(bad).is_err(), "{bad:?}");
+        }
+        assert!(Settings::from_command_line(["migrate"]).is_err());
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
@@ -202,7 +378,7 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("5 s").is_err());
         assert!(parse_duration("-1s").is_err());
-        assert_eq!(parse_duration("90d"), Ok(DEFAULT_AUDIT_RETENTION));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert_eq!(parse_duration("0d"), Ok(Duration::ZERO));
         assert!(parse_duration("1w").is_err());
     }

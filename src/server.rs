@@ -1,7 +1,8 @@
-//! Start-up and shutdown: pool, migrations, services, health, reflection.
-//!
-//! [`Application::build`] connects and migrates; [`Application::run_until_stopped`]
-//! serves until the shutdown future completes. Tests call both with port 0.
+//! Start-up and shutdown. [`Application::build`] connects, migrates, binds
+//! the listeners and wires every part (the use cases, their recorders, the
+//! gRPC services, the guard, metrics); [`Application::run_until_stopped`]
+//! serves until the shutdown future completes, then drains. Tests call both
+//! with port 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,25 +13,24 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::config::{Settings, TlsFiles};
 use crate::grpc::guard::GuardLayer;
-use crate::grpc::{AppState, TokenService};
+use crate::grpc::{TokenService, health};
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
-use crate::service::authenticate::{Authenticator, FailureGuard};
+use crate::service::Tokend;
+use crate::service::authenticate::Authenticator;
 use crate::service::cache::CredentialCache;
+use crate::service::retention;
 use crate::service::throttle::AuthThrottle;
-use crate::service::usage::{FailureRecorder, UsageRecorder};
+use crate::service::usage::Recorders;
 use crate::store::{Store, StoreError};
-use crate::telemetry::metrics::{Metrics, Sources};
+use crate::telemetry::metrics::{self, Metrics, Sources};
 
 /// The encoded FileDescriptorSet of `proto/tokend/v1` and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
-
-/// The gRPC service name health reports on, besides "".
-pub const SERVICE_NAME: &str = "tokend.v1.ApiTokenService";
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,8 @@ pub enum StartupError {
     },
 }
 
-/// A migrated database and a bound listener, ready to serve.
+/// Every part of a server, wired and ready: a migrated database, bound
+/// listeners, the use cases and the services over them.
 #[derive(Debug)]
 pub struct Application {
     settings: Settings,
@@ -65,25 +66,54 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     tls: Option<ServerTlsConfig>,
+    recorders: Recorders,
+    metrics: Metrics,
+    api: TokenService,
+    health: (HealthReporter, HealthServer<HealthService>),
 }
 
 impl Application {
-    /// Connects to the database, migrates it and binds the listener.
+    /// Connects to the database, migrates it, binds the listeners and
+    /// builds every part.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store = Store::connect(settings.database_url.expose(), &settings.store).await?;
         store.migrate().await?;
         let tls = settings.tls.as_ref().map(tls_config).transpose()?;
         let listener = TcpListener::bind(settings.listen).await?;
         let metrics_listener = match settings.metrics_listen {
-            Some(addr) => Some(crate::telemetry::metrics::bind(addr).await?),
+            Some(addr) => Some(metrics::bind(addr).await?),
             None => None,
         };
+        let recorders = Recorders::default();
+        let auth = Authenticator::new(
+            store.clone(),
+            CredentialCache::new(settings.auth_cache),
+            recorders.usage.clone(),
+            recorders.failures.clone(),
+            AuthThrottle::new(settings.throttle),
+        );
+        let tokend = Arc::new(Tokend::new(
+            store.clone(),
+            auth,
+            settings.token_prefix.clone(),
+            settings.store.acquire_timeout,
+        ));
+        let metrics = Metrics::new(Sources {
+            tokend: tokend.clone(),
+            usage: recorders.usage.clone(),
+        });
+        let api = TokenService::new(tokend, settings.trusted_proxies.clone());
+        let health = health::serving().await;
         Ok(Self {
             settings,
             store,
             listener,
             metrics_listener,
             tls,
+            recorders,
+            metrics,
+            api,
+            health,
         })
     }
 
@@ -111,71 +141,34 @@ impl Application {
             listener,
             metrics_listener,
             tls,
+            recorders,
+            metrics,
+            api,
+            health: (reporter, health_service),
         } = self;
         let local = listener.local_addr()?;
-        let usage = Arc::new(UsageRecorder::default());
-        let failures = Arc::new(FailureRecorder::default());
-        let cache = CredentialCache::new(settings.auth_cache);
-        let metrics = Metrics::new(Sources {
-            cache: cache.clone(),
-            usage: usage.clone(),
-            store: store.clone(),
-        });
-        let auth = Authenticator::new(
-            store.clone(),
-            settings.token_prefix.clone(),
-            cache,
-            usage.clone(),
-            failures.clone(),
-            FailureGuard {
-                throttle: AuthThrottle::new(settings.throttle),
-                metrics: metrics.clone(),
-                trusted_proxies: settings.trusted_proxies.clone(),
-            },
-        );
-        let service = TokenService::new(Arc::new(AppState {
-            store: store.clone(),
-            auth,
-            database_budget: settings.store.acquire_timeout,
-        }));
-
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        set_status(&reporter, ServingStatus::Serving).await;
-        reporter
-            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
-            .await;
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let health_task = tokio::spawn(watch_database(
+        let health_task = tokio::spawn(health::watch_database(
             store.clone(),
             reporter,
             settings.health_check_interval,
             stop_rx.clone(),
         ));
-        let recorders = Recorders {
-            usage: usage.clone(),
-            failures: failures.clone(),
-            metrics: metrics.clone(),
-        };
         let metrics_task = metrics_listener.map(|listener| {
-            tokio::spawn(crate::telemetry::metrics::serve(
-                listener,
-                metrics.clone(),
-                stop_rx.clone(),
-            ))
+            tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone()))
         });
-        let prune_task = settings.audit_retention.map(|retention| {
-            tokio::spawn(crate::service::retention::prune_periodically(
+        let prune_task = settings.audit_retention.map(|keep| {
+            tokio::spawn(retention::prune_periodically(
                 store.clone(),
-                retention,
+                keep,
                 stop_rx.clone(),
             ))
         });
-        let flush_task = tokio::spawn(flush_periodically(
+        let flush_task = tokio::spawn(recorders.clone().flush_periodically(
             store.clone(),
-            recorders.clone(),
             settings.usage_flush_interval,
             stop_rx,
         ));
@@ -207,7 +200,7 @@ impl Application {
             builder = builder.tls_config(tls)?;
         }
         let api =
-            ApiTokenServiceServer::new(service).max_decoding_message_size(limits.max_message_size);
+            ApiTokenServiceServer::new(api).max_decoding_message_size(limits.max_message_size);
         let serve = builder
             .timeout(limits.request_timeout)
             .max_concurrent_streams(limits.max_concurrent_streams)
@@ -275,11 +268,6 @@ fn shutdown_budget(grace: Duration) -> (Duration, Duration) {
     (grace - wind_down, wind_down)
 }
 
-/// The health service name that stays SERVING while the process runs (for
-/// liveness probes: a replica whose database is down is not ready, but
-/// restarting it would not help).
-pub const LIVENESS_SERVICE: &str = "liveness";
-
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, StartupError> {
     let read = |path: &std::path::PathBuf| {
         std::fs::read(path).map_err(|source| StartupError::TlsFile {
@@ -299,102 +287,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-}
-
-async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    reporter.set_service_status(SERVICE_NAME, status).await;
-}
-
-/// Pings the database every `interval` (each ping bounded by the interval)
-/// and reports SERVING only while it answers. Sets NOT_SERVING when stopped.
-async fn watch_database(
-    store: Store,
-    reporter: HealthReporter,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut serving = true;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => break,
-        }
-        let answer =
-            tokio::time::timeout(interval.max(Duration::from_millis(500)), store.ping()).await;
-        let up = matches!(answer, Ok(Ok(())));
-        if up != serving {
-            match &answer {
-                Ok(Err(err)) => tracing::warn!(error = %err, "database check failed: NOT_SERVING"),
-                Err(_) => tracing::warn!("database check timed out: NOT_SERVING"),
-                Ok(Ok(())) => tracing::info!("database answers again: SERVING"),
-            }
-            let status = if up {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_status(&reporter, status).await;
-            serving = up;
-        }
-    }
-    end_watches(reporter).await;
-}
-
-/// NOT_SERVING for the server, then every health Watch stream ends (after
-/// delivering it): a client-side health watch is a call that never finishes
-/// by itself and would hold the drain for the whole grace period. Check
-/// keeps answering, NOT_SERVING, while the drain lasts.
-async fn end_watches(mut reporter: HealthReporter) {
-    set_status(&reporter, ServingStatus::NotServing).await;
-    for (service, status) in [
-        ("", ServingStatus::NotServing),
-        (SERVICE_NAME, ServingStatus::NotServing),
-        (LIVENESS_SERVICE, ServingStatus::Serving),
-    ] {
-        // Dropping a status drops its sender, which ends its watchers;
-        // setting it again makes a fresh one for Check.
-        reporter.clear_service_status(service).await;
-        reporter.set_service_status(service, status).await;
-    }
-}
-
-/// The write-behind buffers flushed together.
-#[derive(Debug, Clone)]
-struct Recorders {
-    usage: Arc<UsageRecorder>,
-    failures: Arc<FailureRecorder>,
-    metrics: Metrics,
-}
-
-impl Recorders {
-    async fn flush(&self, store: &Store) {
-        match self.usage.flush(store).await {
-            Ok(rows) => self.metrics.observe_flush(rows),
-            Err(err) => {
-                tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
-            }
-        }
-        if let Err(err) = self.failures.flush(store).await {
-            tracing::warn!(error = %err, "failed-authentication flush failed; will retry");
-        }
-    }
-}
-
-/// Writes buffered usage and failures every `interval` until stopped.
-async fn flush_periodically(
-    store: Store,
-    recorders: Recorders,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => break,
-        }
-        recorders.flush(&store).await;
-    }
 }
 
 #[cfg(test)]

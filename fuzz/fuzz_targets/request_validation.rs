@@ -7,17 +7,17 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use tokend::grpc::error::ApiError;
-use tokend::grpc::validate;
 use tokend::domain::ids::EntityId;
-use tokend::domain::token::TokenType;
+use tokend::domain::token::{RoleSet, TokenType};
+use tokend::grpc::validate;
 use tokend::pb;
+use tokend::service::Error;
 
 const NOW: i64 = 1_764_000_000;
 
-fn refused(err: ApiError) {
+fn refused(err: Error) {
     match err {
-        ApiError::InvalidArgument(violations) => {
+        Error::InvalidArgument(violations) => {
             assert!(!violations.is_empty());
             assert!(violations.iter().all(|v| !v.field.is_empty()));
         }
@@ -32,8 +32,10 @@ fuzz_target!(|data: &[u8]| {
     match which % 7 {
         0 => {
             if let Ok(req) = pb::ListApiTokensRequest::decode(bytes) {
-                match validate::list(&req) {
-                    Ok((_, query)) => {
+                match validate::organization(&req.organization_id)
+                    .and_then(|_| validate::list_query(&req))
+                {
+                    Ok(query) => {
                         assert!(query.page.limit() <= 1000);
                         assert!(query.filter.dag_tags.len() <= req.dag_tags.len());
                     }
@@ -43,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             if let Ok(req) = pb::CreateApiTokenRequest::decode(bytes) {
-                match validate::create(&req, NOW) {
+                let org = match validate::organization(&req.organization_id) {
+                    Ok(org) => org,
+                    Err(e) => return refused(e),
+                };
+                match validate::create(&req, org, NOW) {
                     Ok(token) => {
                         assert!(!token.name.as_str().trim().is_empty());
                         if let Some(end) = token.end_at() {
@@ -69,6 +75,10 @@ fuzz_target!(|data: &[u8]| {
                     Ok((org, _)) => org,
                     Err(e) => return refused(e),
                 };
+                let bindings = match validate::roles(&req) {
+                    Ok(bindings) => bindings,
+                    Err(e) => return refused(e),
+                };
                 for (token_type, entity) in [
                     (TokenType::Organization, req.organization_id.as_str()),
                     (TokenType::Workspace, "ws-1"),
@@ -77,9 +87,9 @@ fuzz_target!(|data: &[u8]| {
                     let Ok(entity) = EntityId::parse("entityId", entity) else {
                         continue;
                     };
-                    match validate::roles(&req, &org, token_type, &entity) {
+                    match RoleSet::parse(&org, token_type, &entity, bindings.clone()) {
                         Ok(set) => assert!(!set.bindings().is_empty()),
-                        Err(e) => refused(e),
+                        Err(v) => assert!(!v.field.is_empty()),
                     }
                 }
             }

@@ -65,6 +65,35 @@ pub fn parse_cidr_list(text: &str) -> Result<Vec<Cidr>, String> {
         .collect()
 }
 
+/// The proxies whose `x-forwarded-for` is believed (`--trusted-proxies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// Proxies in `ranges`; none trusts no proxy at all.
+    pub fn new(ranges: Vec<Cidr>) -> Self {
+        Self(ranges)
+    }
+
+    /// Whether `peer` is one of them.
+    pub fn contains(&self, peer: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(peer))
+    }
+
+    /// The client's address: the last `x-forwarded-for` hop (`last_hop`)
+    /// when `peer` is a trusted proxy, else the peer itself. The last hop is
+    /// the one the proxy appended from its own connection; the hops before
+    /// it are whatever the client wrote, so trusting them would let a client
+    /// pick the address it is throttled and audited under. A forwarded
+    /// address from any other peer is ignored altogether.
+    pub fn client(&self, peer: Option<IpAddr>, last_hop: Option<IpAddr>) -> Option<IpAddr> {
+        match peer.map(|ip| ip.to_canonical()) {
+            Some(ip) if self.contains(ip) => last_hop.map(|ip| ip.to_canonical()).or(Some(ip)),
+            other => other,
+        }
+    }
+}
+
 /// `ip` with every bit past the first `prefix` cleared (IPv4-mapped IPv6
 /// addresses first become IPv4).
 pub fn truncate(ip: IpAddr, prefix: u8) -> IpAddr {

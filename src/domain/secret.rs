@@ -26,8 +26,6 @@ pub const MAX_PREFIX_LEN: usize = 16;
 pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + 1 + TOKEN_ID_LEN + 1 + SECRET_PART_LEN;
 /// Characters of the secret part shown in `shortToken` (40 of 288 bits).
 const SHORT_TOKEN_CHARS: usize = 8;
-/// The prefix used unless a deployment configures its own.
-pub const DEFAULT_TOKEN_PREFIX: &str = "tokend";
 
 /// The fixed first part of every secret of a deployment: 1 to 16 lowercase
 /// ASCII letters, digits or `_`, starting with a letter.
@@ -53,12 +51,6 @@ impl TokenPrefix {
     /// The prefix as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl Default for TokenPrefix {
-    fn default() -> Self {
-        Self(DEFAULT_TOKEN_PREFIX.to_owned())
     }
 }
 
@@ -236,7 +228,7 @@ mod tests {
     use super::*;
 
     fn prefix() -> TokenPrefix {
-        TokenPrefix::default()
+        TokenPrefix::parse("tokend").unwrap()
     }
 
     fn sample() -> TokenSecret {

@@ -16,7 +16,8 @@ use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 use crate::domain::FieldViolation;
-use crate::grpc::error::ApiError;
+use crate::grpc::error::status;
+use crate::service::Error;
 
 /// [`ProstCodec`] with [`RequestDecoder`]; named in `build.rs`.
 #[derive(Debug, Clone)]
@@ -64,15 +65,15 @@ impl<U: Message + Default> Decoder for RequestDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         if self.decoded {
-            return Err(ApiError::invalid(FieldViolation::new(
+            return Err(status(Error::from(FieldViolation::new(
                 "request",
                 "a unary call takes exactly one request message; a second one was sent",
-            ))
-            .into());
+            ))));
         }
+        let status_of = |violation: FieldViolation| status(Error::from(violation));
         let message = self.inner.decode(buf).map_err(|status| {
             if status.code() == Code::Internal {
-                ApiError::invalid(decode_violation(status.message())).into()
+                status_of(decode_violation(status.message()))
             } else {
                 status
             }

@@ -1,12 +1,10 @@
-//! Protobuf <-> domain conversion at the API edge. Decoding a request is
-//! where validation starts; encoding a response never fails.
+//! Domain -> protobuf: the wire form of answers. Encoding never fails
+//! (requests go the other way in `validate`).
 
 use prost_types::Timestamp;
 
-use crate::domain::FieldViolation;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::ids::EntityId;
-use crate::domain::role::{EntityType, Role, RoleBinding};
+use crate::domain::role::{EntityType, RoleBinding};
 use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::{Subject, SubjectType};
 use crate::domain::token::{ApiToken, TokenKind, TokenType};
@@ -15,6 +13,8 @@ use crate::pb::api_token::{Kind as PbKind, Type as PbType};
 use crate::pb::api_token_role::EntityType as PbEntityType;
 use crate::pb::audit_event::Action as PbAction;
 use crate::pb::basic_subject_profile::SubjectType as PbSubjectType;
+use crate::service::reads::{Events, Listing};
+use crate::service::tokens::Issued;
 
 /// A timestamp from Unix seconds.
 pub fn timestamp(seconds: i64) -> Timestamp {
@@ -40,6 +40,35 @@ pub fn api_token(token: ApiToken, secret: Option<String>) -> pb::ApiToken {
         token: secret.unwrap_or_default(),
         updated_by: Some((&token.updated_by).into()),
         kind: kind_to_pb(token.kind) as i32,
+    }
+}
+
+/// The answer of Create and Rotate: the token with its new secret.
+pub fn issued(issued: Issued) -> pb::ApiToken {
+    api_token(issued.token, Some(issued.secret.into_exposed()))
+}
+
+/// A page of List.
+pub fn listing(listing: Listing) -> pb::ListApiTokensResponse {
+    pb::ListApiTokensResponse {
+        limit: i32::from(listing.page.limit()),
+        offset: i32::try_from(listing.page.offset()).unwrap_or(i32::MAX),
+        tokens: listing
+            .tokens
+            .into_iter()
+            .map(|t| api_token(t, None))
+            .collect(),
+        total_count: i32::try_from(listing.total).unwrap_or(i32::MAX),
+    }
+}
+
+/// A page of ListAuditEvents.
+pub fn events(events: Events) -> pb::ListAuditEventsResponse {
+    pb::ListAuditEventsResponse {
+        limit: i32::from(events.page.limit()),
+        offset: i32::try_from(events.page.offset()).unwrap_or(i32::MAX),
+        events: events.events.into_iter().map(audit_event).collect(),
+        total_count: i32::try_from(events.total).unwrap_or(i32::MAX),
     }
 }
 
@@ -122,89 +151,8 @@ fn entity_type_to_pb(t: EntityType) -> PbEntityType {
     }
 }
 
-/// Decodes a token type; `None` when unset.
-pub fn token_type_from_pb(field: &str, value: i32) -> Result<Option<TokenType>, FieldViolation> {
-    match PbType::try_from(value) {
-        Ok(PbType::Unspecified) => Ok(None),
-        Ok(PbType::Organization) => Ok(Some(TokenType::Organization)),
-        Ok(PbType::Workspace) => Ok(Some(TokenType::Workspace)),
-        Ok(PbType::Deployment) => Ok(Some(TokenType::Deployment)),
-        Err(_) => Err(unknown_enum(field)),
-    }
-}
-
-/// Decodes a token kind; `None` when unset.
-pub fn kind_from_pb(field: &str, value: i32) -> Result<Option<TokenKind>, FieldViolation> {
-    match PbKind::try_from(value) {
-        Ok(PbKind::Unspecified) => Ok(None),
-        Ok(PbKind::Standard) => Ok(Some(TokenKind::Standard)),
-        Ok(PbKind::DirectAccess) => Ok(Some(TokenKind::DirectAccess)),
-        Err(_) => Err(unknown_enum(field)),
-    }
-}
-
-fn unknown_enum(field: &str) -> FieldViolation {
-    FieldViolation::new(field, "is not a known value")
-}
-
-/// Decodes an optional timestamp to whole Unix seconds (sub-second parts are
-/// dropped: the contract's timestamps have second precision).
-pub fn seconds_from_pb(
-    field: &str,
-    value: Option<&Timestamp>,
-) -> Result<Option<i64>, FieldViolation> {
-    match value {
-        None => Ok(None),
-        Some(t) if (0..1_000_000_000).contains(&t.nanos) => Ok(Some(t.seconds)),
-        Some(_) => Err(FieldViolation::new(field, "is not a valid timestamp")),
-    }
-}
-/// Decodes an entity type; unset is a violation.
-pub fn entity_type_from_pb(field: &str, value: i32) -> Result<EntityType, FieldViolation> {
-    match PbEntityType::try_from(value) {
-        Ok(PbEntityType::Unspecified) => Err(FieldViolation::new(
-            field,
-            "is required: ORGANIZATION, WORKSPACE, DEPLOYMENT, DAG or DAG_TAG",
-        )),
-        Ok(PbEntityType::Organization) => Ok(EntityType::Organization),
-        Ok(PbEntityType::Workspace) => Ok(EntityType::Workspace),
-        Ok(PbEntityType::Deployment) => Ok(EntityType::Deployment),
-        Ok(PbEntityType::Dag) => Ok(EntityType::Dag),
-        Ok(PbEntityType::DagTag) => Ok(EntityType::DagTag),
-        Err(_) => Err(unknown_enum(field)),
-    }
-}
-
-/// Decodes the role bindings of a request, naming each violation
-/// `roles[i].field`.
-pub fn roles_from_pb(roles: &[pb::ApiTokenRole]) -> Result<Vec<RoleBinding>, Vec<FieldViolation>> {
-    let mut v = crate::domain::Violations::default();
-    let mut bindings = Vec::with_capacity(roles.len());
-    for (i, role) in roles.iter().enumerate() {
-        let field = |name: &str| format!("roles[{i}].{name}");
-        let entity_type = v.check(entity_type_from_pb(&field("entityType"), role.entity_type));
-        let entity_id = v.check(EntityId::parse(&field("entityId"), &role.entity_id));
-        let role_name = v.check(Role::parse(&field("role"), &role.role));
-        let deployment_id = v.check(EntityId::parse_optional(
-            &field("deploymentId"),
-            &role.deployment_id,
-        ));
-        if let (Some(t), Some(e), Some(r), Some(d)) =
-            (entity_type, entity_id, role_name, deployment_id)
-            && let Some(binding) = v.check(RoleBinding::new(&format!("roles[{i}]"), t, e, r, d))
-        {
-            bindings.push(binding);
-        }
-    }
-    if v.is_empty() {
-        Ok(bindings)
-    } else {
-        Err(v.into_vec())
-    }
-}
-
 /// The wire form of an audit event.
-pub fn audit_event(event: AuditEvent) -> pb::AuditEvent {
+fn audit_event(event: AuditEvent) -> pb::AuditEvent {
     let action = match event.action {
         AuditAction::Create => PbAction::Create,
         AuditAction::Update => PbAction::Update,

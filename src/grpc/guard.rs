@@ -30,7 +30,7 @@
 //!   refuse it, and its header-only streams would take main slots; HTTP/2
 //!   caps streams per connection (`--max-concurrent-streams`) but not
 //!   connections, so the cap is per address, as authentication and the audit
-//!   trail see it (`auth::client_ip`: behind a trusted proxy such as the
+//!   trail see it (`credentials::client_address`: behind a trusted proxy such as the
 //!   sidecar, the forwarded client; IPv6 by `--auth-failure-ipv6-prefix`,
 //!   as the throttle groups it). One address then takes at most its
 //!   share, each for at most the body deadline. Over its share a client gets

@@ -1,35 +1,46 @@
-//! Authentication: bearer secret -> caller. (Authorization is decided in
-//! `domain::permission`.)
+//! Authentication: the credential a request presented -> the caller (its
+//! token, with the [`Principal`] authorization decides on), or a refusal
+//! that says nothing about which check failed. Uses and failures are
+//! recorded; failures also feed the per-address throttle. What a request
+//! presented is read by the transport (`grpc::credentials`).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tonic::metadata::MetadataMap;
-
-use crate::domain::ids::{OrganizationId, TokenId};
-use crate::domain::net::{Cidr, parse_cidr_list};
-use crate::domain::role::RoleBinding;
-use crate::domain::secret::{TokenPrefix, TokenSecret};
+use super::cache::CredentialCache;
+use super::error::Error;
+use super::throttle::AuthThrottle;
+use super::usage::{FailureRecorder, UsageRecorder};
+use crate::domain::ids::TokenId;
+use crate::domain::permission::Principal;
+use crate::domain::secret::TokenSecret;
 use crate::domain::subject::Subject;
 use crate::domain::time::{now_millis, now_seconds};
 use crate::domain::token::ApiToken;
-use crate::service::cache::CredentialCache;
-use crate::service::throttle::AuthThrottle;
-use crate::service::usage::{FailureRecorder, UsageRecorder};
 use crate::store::{DigestMatch, FailedToken, Store, StoreError};
-use crate::telemetry::metrics::Metrics;
+
+/// What a request presented, as the transport read it.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The secret, parsed without I/O; or why there is none (a fixed
+    /// reason, for metrics and the audit trail, never for the client).
+    pub secret: Result<TokenSecret, &'static str>,
+    /// The client's address, as the transport decided it (behind a trusted
+    /// proxy, the client the proxy names).
+    pub client: Option<IpAddr>,
+}
 
 /// The authenticated token behind a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The caller's token id.
     pub token_id: TokenId,
-    /// The caller's organization.
-    pub organization_id: OrganizationId,
     /// The caller's token name.
     pub name: String,
-    /// The caller's roles.
-    pub roles: Vec<RoleBinding>,
+    /// Its organization and roles: what authorization decides on.
+    pub principal: Principal,
     /// The client address the request came from, if known.
     pub ip: Option<String>,
 }
@@ -41,66 +52,69 @@ impl Caller {
     }
 }
 
-/// Why authentication failed. `Unauthenticated` deliberately says nothing
-/// about which check failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Missing, malformed, unknown, disabled, expired or not-yet-valid token.
-    #[error("missing or invalid API token")]
-    Unauthenticated,
-    /// Failed, from an address past the failure threshold.
-    #[error("too many failed authentications from this address; retry in {retry_after_seconds}s")]
-    Throttled {
-        /// The throttle window, as a hint.
-        retry_after_seconds: u64,
-    },
-    /// The store could not answer.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// Failed authentications by reason, and how many were throttled: read by
+/// the metrics at scrape time.
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    throttled: AtomicU64,
 }
 
-/// Turns bearer secrets into callers, and records their use and their
+impl AuthStats {
+    fn failed(&self, reason: &'static str, throttled: bool) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        *failures.entry(reason).or_insert(0) += 1;
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Failures so far, per reason (a fixed set of strings).
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.iter().map(|(r, n)| (*r, *n)).collect()
+    }
+
+    /// Failures answered RESOURCE_EXHAUSTED so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+}
+
+/// Turns credentials into callers, and records their use and their
 /// failures.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     store: Store,
-    prefix: TokenPrefix,
     cache: CredentialCache,
     usage: Arc<UsageRecorder>,
     failures: Arc<FailureRecorder>,
-    guard: FailureGuard,
-}
-
-/// Who a failure comes from and what watches failures: the trusted
-/// proxies, the per-address throttle and the metrics.
-#[derive(Debug, Clone)]
-pub struct FailureGuard {
-    /// Per-address failure counts.
-    pub throttle: AuthThrottle,
-    /// Where failures are counted.
-    pub metrics: Metrics,
-    /// Whose `x-forwarded-for` names the client.
-    pub trusted_proxies: TrustedProxies,
+    throttle: AuthThrottle,
+    stats: Arc<AuthStats>,
 }
 
 impl Authenticator {
-    /// An authenticator over `store` for secrets with `prefix`.
+    /// An authenticator over `store` and its credential cache.
     pub fn new(
         store: Store,
-        prefix: TokenPrefix,
         cache: CredentialCache,
         usage: Arc<UsageRecorder>,
         failures: Arc<FailureRecorder>,
-        guard: FailureGuard,
+        throttle: AuthThrottle,
     ) -> Self {
         Self {
             store,
-            prefix,
             cache,
             usage,
             failures,
-            guard,
+            throttle,
+            stats: Arc::new(AuthStats::default()),
         }
+    }
+
+    /// Failure counts, for metrics.
+    pub fn stats(&self) -> &AuthStats {
+        &self.stats
     }
 
     /// The credential cache (for invalidation and metrics).
@@ -108,55 +122,52 @@ impl Authenticator {
         &self.cache
     }
 
-    /// The deployment's token prefix.
-    pub fn prefix(&self) -> &TokenPrefix {
-        &self.prefix
-    }
-
-    /// Authenticates the caller of a request from its `authorization`
-    /// metadata, and records the use (or the failure).
+    /// Authenticates the caller who presented `credentials`, and records
+    /// the use (or the failure).
     ///
     /// An address already past the failure threshold is refused before any
     /// lookup. A failure is charged to a token (its organization's audit
     /// trail) only when the presented secret is really one of its secrets;
     /// every other failure is counted without a tenant.
-    pub async fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, AuthError> {
-        let ip = client_ip(request, &self.guard.trusted_proxies);
+    pub async fn authenticate(&self, credentials: Credentials) -> Result<Caller, Error> {
+        let Credentials { secret, client } = credentials;
         let now = now_seconds();
-        if self.guard.throttle.is_throttled(ip) {
-            self.guard.throttle.fail(ip);
-            self.guard.metrics.observe_auth_failure(THROTTLED, true);
-            self.failures.record(None, ip, THROTTLED, now);
+        if self.throttle.is_throttled(client) {
+            self.throttle.fail(client);
+            self.stats.failed(THROTTLED, true);
+            self.failures.record(None, client, THROTTLED, now);
             return Err(self.throttled());
         }
-        let found = match self.check(request.metadata(), now).await? {
+        let found = match self.check(secret, now).await? {
             Ok(found) => found,
             Err(Refusal { token, reason }) => {
-                let throttled = self.guard.throttle.fail(ip);
-                self.guard.metrics.observe_auth_failure(reason, throttled);
-                self.failures.record(token, ip, reason, now);
+                let throttled = self.throttle.fail(client);
+                self.stats.failed(reason, throttled);
+                self.failures.record(token, client, reason, now);
                 return Err(if throttled {
                     self.throttled()
                 } else {
-                    AuthError::Unauthenticated
+                    Error::Unauthenticated
                 });
             }
         };
         let token = &found.token;
-        let ip = ip.map(|ip| ip.to_string());
+        let ip = client.map(|ip| ip.to_string());
         self.usage.record(&token.id, now, ip.as_deref());
         Ok(Caller {
             token_id: token.id.clone(),
-            organization_id: token.organization_id.clone(),
             name: token.name.clone(),
-            roles: token.roles.clone(),
+            principal: Principal {
+                organization: token.organization_id.clone(),
+                roles: token.roles.clone(),
+            },
             ip,
         })
     }
 
-    fn throttled(&self) -> AuthError {
-        AuthError::Throttled {
-            retry_after_seconds: self.guard.throttle.window().as_secs().max(1),
+    fn throttled(&self) -> Error {
+        Error::Throttled {
+            retry_after_seconds: self.throttle.window().as_secs().max(1),
         }
     }
 
@@ -164,10 +175,10 @@ impl Authenticator {
     /// secret presented is really one of its secrets).
     async fn check(
         &self,
-        metadata: &MetadataMap,
+        secret: Result<TokenSecret, &'static str>,
         now: i64,
     ) -> Result<Result<Arc<DigestMatch>, Refusal>, StoreError> {
-        let secret = match bearer_secret(metadata, &self.prefix) {
+        let secret = match secret {
             Ok(secret) => secret,
             Err(reason) => return Ok(Err(Refusal::anonymous(reason))),
         };
@@ -256,129 +267,5 @@ impl Refusal {
             token: None,
             reason,
         }
-    }
-}
-
-/// The secret in `authorization: Bearer <secret>`, parsed without I/O; or
-/// why there is none (for the audit trail, never for the client).
-fn bearer_secret(
-    metadata: &MetadataMap,
-    prefix: &TokenPrefix,
-) -> Result<TokenSecret, &'static str> {
-    let mut values = metadata.get_all("authorization").iter();
-    let value = values.next().ok_or("no authorization header")?;
-    // Two credentials are ambiguous: a proxy that appends its own header
-    // must not have the first one (the client's) win by accident.
-    if values.next().is_some() {
-        return Err("more than one authorization header");
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| "malformed authorization header")?;
-    let (scheme, secret) = value
-        .split_once(' ')
-        .ok_or("malformed authorization header")?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err("not a bearer credential");
-    }
-    TokenSecret::parse(prefix, secret.trim_start_matches(' ')).map_err(|_| "malformed secret")
-}
-
-/// The proxies whose `x-forwarded-for` is believed (`--trusted-proxies`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Cidr>);
-
-impl TrustedProxies {
-    /// Proxies in `ranges`; none trusts no proxy at all.
-    pub fn new(ranges: Vec<Cidr>) -> Self {
-        Self(ranges)
-    }
-
-    /// Whether `peer` is one of them.
-    pub fn contains(&self, peer: IpAddr) -> bool {
-        self.0.iter().any(|range| range.contains(peer))
-    }
-}
-
-impl Default for TrustedProxies {
-    /// Loopback: the sidecar in the same pod.
-    fn default() -> Self {
-        Self(
-            parse_cidr_list(DEFAULT_TRUSTED_PROXIES)
-                .unwrap_or_else(|_| unreachable!("the default list parses")),
-        )
-    }
-}
-
-/// `--trusted-proxies`' default: IPv4 and IPv6 loopback.
-pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
-
-/// The client's address: the last `x-forwarded-for` hop when the peer is a
-/// trusted proxy (by default loopback: the sidecar in the same pod), else
-/// the peer itself. The last hop is the one the proxy appended from its own
-/// connection; the hops before it are whatever the client wrote, so
-/// trusting them would let any REST client pick the address it is throttled
-/// and audited under. An `x-forwarded-for` from any other peer is ignored
-/// altogether.
-pub fn client_ip<T>(request: &tonic::Request<T>, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let peer = request.remote_addr().map(|a| a.ip().to_canonical());
-    let forwarded = || {
-        request
-            .metadata()
-            .get_all("x-forwarded-for")
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
-            .map(|ip| ip.to_canonical())
-    };
-    match peer {
-        Some(ip) if trusted.contains(ip) => forwarded().or(Some(ip)),
-        other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::ids::TokenId;
-
-    fn metadata(value: &str) -> MetadataMap {
-        let mut map = MetadataMap::new();
-        map.insert("authorization", value.parse().unwrap());
-        map
-    }
-
-    #[test]
-    fn bearer_shapes() {
-        let prefix = TokenPrefix::default();
-        let secret = TokenSecret::generate(TokenId::generate(1, [1; 10])).unwrap();
-        let text = secret.reveal(&prefix).into_exposed();
-        for good in [
-            format!("Bearer {text}"),
-            format!("bearer {text}"),
-            format!("BEARER  {text}"),
-        ] {
-            assert!(bearer_secret(&metadata(&good), &prefix).is_ok(), "{good}");
-        }
-        for bad in [
-            text.clone(),
-            format!("Basic {text}"),
-            format!("Bearer{text}"),
-            "Bearer".to_owned(),
-            "Bearer ".to_owned(),
-            format!("Bearer {text} extra"),
-            format!("Token {text}"),
-        ] {
-            assert!(bearer_secret(&metadata(&bad), &prefix).is_err(), "{bad}");
-        }
-        assert!(bearer_secret(&MetadataMap::new(), &prefix).is_err());
-        let mut twice = metadata(&format!("Bearer {text}"));
-        twice.append("authorization", format!("Bearer {text}").parse().unwrap());
-        assert_eq!(
-            bearer_secret(&twice, &prefix).err(),
-            Some("more than one authorization header")
-        );
     }
 }

@@ -28,16 +28,6 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
 }
 
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            capacity: 100_000,
-            ttl: Duration::from_secs(2),
-            negative_ttl: Duration::from_secs(1),
-        }
-    }
-}
-
 /// A cached answer: the token, or `None` for a secret that matches nothing.
 type Entry = Option<Arc<DigestMatch>>;
 

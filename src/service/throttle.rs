@@ -25,16 +25,6 @@ pub struct ThrottleSettings {
     pub ipv6_prefix: u8,
 }
 
-impl Default for ThrottleSettings {
-    fn default() -> Self {
-        Self {
-            threshold: 20,
-            window: Duration::from_secs(60),
-            ipv6_prefix: 64,
-        }
-    }
-}
-
 /// Most addresses tracked at once; the least recently failing ones are
 /// forgotten first, so a spray from many addresses cannot grow memory.
 const MAX_ADDRESSES: u64 = 100_000;
@@ -118,7 +108,7 @@ mod tests {
         AuthThrottle::new(ThrottleSettings {
             threshold,
             window,
-            ..ThrottleSettings::default()
+            ipv6_prefix: 64,
         })
     }
 
@@ -151,8 +141,8 @@ mod tests {
         assert!(!throttle.is_throttled(ip("10.0.0.2")), "IPv4 stays /32");
         let exact = AuthThrottle::new(ThrottleSettings {
             threshold: 1,
+            window: Duration::from_secs(60),
             ipv6_prefix: 128,
-            ..ThrottleSettings::default()
         });
         assert!(!exact.fail(ip("2001:db8::1")));
         assert!(

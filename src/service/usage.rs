@@ -4,15 +4,47 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::domain::time::now_seconds;
 
 use crate::domain::ids::TokenId;
 use crate::store::{FailedToken, FailureOrigin, FailureRecord, Store, StoreError, UsageRecord};
 
-/// The latest use of each token since the last flush.
-#[derive(Debug, Default)]
+/// The latest use of each token since the last flush, and what the
+/// flushes wrote (for metrics).
+#[derive(Debug)]
 pub struct UsageRecorder {
     pending: Mutex<HashMap<TokenId, (i64, Option<String>)>>,
+    stats: FlushStats,
+}
+
+/// What usage flushes have written so far.
+#[derive(Debug)]
+pub struct FlushStats {
+    /// Flushes that wrote anything.
+    pub writes: AtomicU64,
+    /// Token rows they updated.
+    pub rows: AtomicU64,
+    /// When the last flush succeeded (Unix seconds).
+    pub last_success: AtomicI64,
+}
+
+impl Default for UsageRecorder {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::default(),
+            stats: FlushStats {
+                writes: AtomicU64::new(0),
+                rows: AtomicU64::new(0),
+                last_success: AtomicI64::new(now_seconds()),
+            },
+        }
+    }
 }
 
 impl UsageRecorder {
@@ -38,6 +70,11 @@ impl UsageRecorder {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// What flushes have written.
+    pub fn stats(&self) -> &FlushStats {
+        &self.stats
+    }
+
     /// Writes every pending use. On failure the uses are kept (unless a newer
     /// one arrived meanwhile) for the next flush. Returns how many tokens
     /// were written.
@@ -50,10 +87,22 @@ impl UsageRecorder {
                 .collect()
         };
         if batch.is_empty() {
+            self.stats
+                .last_success
+                .store(now_seconds(), Ordering::Relaxed);
             return Ok(0);
         }
         match store.record_usage(&batch).await {
-            Ok(_) => Ok(batch.len()),
+            Ok(_) => {
+                self.stats
+                    .last_success
+                    .store(now_seconds(), Ordering::Relaxed);
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .rows
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                Ok(batch.len())
+            }
             Err(err) => {
                 for record in &batch {
                     self.record(&record.token_id, record.at, record.ip.as_deref());
@@ -289,6 +338,43 @@ fn log_summary(batch: &[FailureRecord]) {
         busiest_failures,
         "failed authentications that presented no usable secret of any token, since the last flush"
     );
+}
+
+/// The write-behind buffers, flushed together.
+#[derive(Debug, Clone, Default)]
+pub struct Recorders {
+    /// Uses (`lastUsedAt`).
+    pub usage: Arc<UsageRecorder>,
+    /// Failed authentications.
+    pub failures: Arc<FailureRecorder>,
+}
+
+impl Recorders {
+    /// Writes both buffers; what fails is kept for the next flush.
+    pub async fn flush(&self, store: &Store) {
+        if let Err(err) = self.usage.flush(store).await {
+            tracing::warn!(error = %err, pending = self.usage.pending(), "usage flush failed; will retry");
+        }
+        if let Err(err) = self.failures.flush(store).await {
+            tracing::warn!(error = %err, "failed-authentication flush failed; will retry");
+        }
+    }
+
+    /// Flushes every `interval` until `stop` changes.
+    pub async fn flush_periodically(
+        self,
+        store: Store,
+        interval: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => break,
+            }
+            self.flush(&store).await;
+        }
+    }
 }
 
 #[cfg(test)]

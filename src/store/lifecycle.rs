@@ -24,7 +24,6 @@ use super::{Store, StoreError};
 use crate::domain::audit::{Actor, AuditAction};
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
-use crate::domain::time::rfc3339_millis;
 use crate::domain::token::{ApiToken, GracePeriod, RoleSet, TokenKind, TokenUpdate};
 
 /// Asked, under the token's row lock, about the roles the token holds now:
@@ -43,6 +42,8 @@ pub struct Rotation<'a> {
     /// When, in Unix milliseconds (the actor's `at` is the same instant in
     /// seconds).
     pub now_ms: i64,
+    /// The audit event's detail.
+    pub detail: &'a str,
 }
 
 /// How a guarded mutation ended.
@@ -76,38 +77,28 @@ impl Store {
         update: &TokenUpdate,
         actor: &Actor<'_>,
         guard: Option<RoleGuard<'_>>,
+        detail: String,
     ) -> Result<Mutated<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
         let mut sets: Vec<(api_token::Column, SimpleExpr)> = Vec::new();
-        let mut changes = Vec::new();
         if let Some(name) = &update.name {
             sets.push((api_token::Column::Name, Expr::value(name.as_str())));
-            changes.push(format!("name {:?} -> {:?}", head.name, name.as_str()));
         }
         if let Some(description) = &update.description {
             sets.push((
                 api_token::Column::Description,
                 Expr::value(description.as_str()),
             ));
-            changes.push("description changed".to_owned());
         }
         if let Some(enabled) = update.enabled {
             sets.push((api_token::Column::Enabled, Expr::value(enabled)));
-            changes.push(if enabled { "enabled" } else { "disabled" }.to_owned());
         }
         let txn = match self.begin_mutation(head, actor, sets, guard).await? {
             Mutated::Done(txn) => txn,
             Mutated::Gone => return Ok(Mutated::Gone),
             Mutated::Refused(binding) => return Ok(Mutated::Refused(binding)),
         };
-        audit::append(
-            &txn,
-            head.event_scope(),
-            AuditAction::Update,
-            actor,
-            changes.join("; "),
-        )
-        .await?;
+        audit::append(&txn, head.event_scope(), AuditAction::Update, actor, detail).await?;
         txn.commit().await?;
         self.reread(head).await
     }
@@ -119,6 +110,7 @@ impl Store {
         head: &TokenHead,
         roles: &RoleSet,
         actor: &Actor<'_>,
+        detail: String,
     ) -> Result<Option<ApiToken>, StoreError> {
         let _timer = super::DbTimer::start();
         let Mutated::Done(txn) = self.begin_mutation(head, actor, Vec::new(), None).await? else {
@@ -136,7 +128,6 @@ impl Store {
         api_token_role::Entity::insert_many(rows)
             .exec_without_returning(&txn)
             .await?;
-        let detail = format!("roles set to [{}]", describe_roles(roles.bindings()));
         audit::append(
             &txn,
             head.event_scope(),
@@ -167,6 +158,7 @@ impl Store {
             short_token,
             grace,
             now_ms,
+            detail,
         } = *rotation;
         let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
         let txn = match self.begin_mutation(head, actor, sets, Some(guard)).await? {
@@ -208,15 +200,14 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await?;
-        let detail = if grace.seconds() == 0 {
-            format!("new secret {short_token}; older secrets stopped working at once")
-        } else {
-            format!(
-                "new secret {short_token}; older secrets work until {}",
-                rfc3339_millis(grace_end)
-            )
-        };
-        audit::append(&txn, head.event_scope(), AuditAction::Rotate, actor, detail).await?;
+        audit::append(
+            &txn,
+            head.event_scope(),
+            AuditAction::Rotate,
+            actor,
+            detail.to_owned(),
+        )
+        .await?;
         txn.commit().await?;
         self.reread(head).await
     }
@@ -235,6 +226,7 @@ impl Store {
         &self,
         head: &TokenHead,
         actor: &Actor<'_>,
+        detail: String,
     ) -> Result<bool, StoreError> {
         let _timer = super::DbTimer::start();
         let txn = self.write.begin().await?;
@@ -261,14 +253,7 @@ impl Store {
         )
         .await?;
         let scope: EventScope<'_> = head.event_scope();
-        audit::append(
-            &txn,
-            scope,
-            AuditAction::Delete,
-            actor,
-            format!("deleted token {:?}", head.name),
-        )
-        .await?;
+        audit::append(&txn, scope, AuditAction::Delete, actor, detail).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -318,22 +303,4 @@ impl Store {
         }
         Ok(Mutated::Done(txn))
     }
-}
-
-/// `ROLE on TYPE entity` for each binding, for audit details.
-fn describe_roles(bindings: &[RoleBinding]) -> String {
-    bindings
-        .iter()
-        .map(|b| match b.deployment_id() {
-            Some(dep) => format!(
-                "{} on {} {} in {}",
-                b.role(),
-                b.entity_type(),
-                b.entity_id(),
-                dep
-            ),
-            None => format!("{} on {} {}", b.role(), b.entity_type(), b.entity_id()),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

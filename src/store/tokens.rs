@@ -20,7 +20,6 @@ use crate::domain::permission::TokenScope;
 use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
 use crate::domain::subject::Subject;
-use crate::domain::time::rfc3339;
 use crate::domain::token::{ApiToken, NewToken, TokenKind, TokenType};
 
 /// A token's row as found for authorization: its scope, not yet its roles.
@@ -98,6 +97,8 @@ pub struct CreateRecord<'a> {
     pub ip: Option<&'a str>,
     /// When (Unix seconds).
     pub now: i64,
+    /// The audit event's detail.
+    pub detail: &'a str,
 }
 
 impl Store {
@@ -155,18 +156,6 @@ impl Store {
             1,
         )
         .await?;
-        let detail = format!(
-            "created {} token {:?} on {} with role {}; {}; secret {}",
-            new.token_type,
-            new.name.as_str(),
-            new.entity_id,
-            new.role.role(),
-            match end_at {
-                Some(end) => format!("expires {}", rfc3339(end)),
-                None => "never expires".to_owned(),
-            },
-            record.short_token
-        );
         audit::append(
             &txn,
             EventScope {
@@ -181,7 +170,7 @@ impl Store {
                 ip: record.ip,
                 at: record.now,
             },
-            detail,
+            record.detail.to_owned(),
         )
         .await?;
         txn.commit().await?;

@@ -11,7 +11,7 @@ pub use listener::{MAX_CONNECTIONS, bind, serve};
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -24,9 +24,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::time::now_seconds;
-use crate::service::cache::CredentialCache;
+use crate::service::Tokend;
 use crate::service::usage::UsageRecorder;
-use crate::store::Store;
 
 /// The labels of a finished call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,11 +34,6 @@ pub struct CallLabels {
     pub method: &'static str,
     /// The gRPC status code name (`OK`, `NOT_FOUND`, ...).
     pub code: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,22 +60,16 @@ pub struct Metrics {
     shed: Counter,
     shed_by_budget: Family<BudgetLabels, Counter>,
     body_timeouts: Counter,
-    auth_failures: Family<ReasonLabels, Counter>,
-    auth_throttled: Counter,
-    usage_writes: Counter,
-    usage_rows: Counter,
-    last_flush: Arc<AtomicI64>,
 }
 
-/// Where the scrape-time values come from.
+/// Where the scrape-time values come from: the use cases (authentication
+/// failures, the credential cache, the database pools) and the usage buffer.
 #[derive(Debug)]
 pub struct Sources {
-    /// The credential cache (hits, misses, entries).
-    pub cache: CredentialCache,
-    /// The usage buffer (pending tokens).
+    /// The use cases.
+    pub tokend: Arc<Tokend>,
+    /// The usage buffer (pending tokens, flushes).
     pub usage: Arc<UsageRecorder>,
-    /// The database pools.
-    pub store: Store,
 }
 
 impl Metrics {
@@ -100,11 +88,6 @@ impl Metrics {
             let _ = shed_by_budget.get_or_create(&BudgetLabels { budget });
         }
         let body_timeouts = Counter::default();
-        let auth_failures = Family::<ReasonLabels, Counter>::default();
-        let auth_throttled = Counter::default();
-        let usage_writes = Counter::default();
-        let usage_rows = Counter::default();
-        let last_flush = Arc::new(AtomicI64::new(now_seconds()));
         registry.register(
             "tokend_grpc_requests",
             "Finished gRPC calls by method and status code",
@@ -130,30 +113,7 @@ impl Metrics {
             "Calls answered DEADLINE_EXCEEDED because their request body had not arrived in full within --request-body-timeout",
             body_timeouts.clone(),
         );
-        registry.register(
-            "tokend_auth_failures",
-            "Failed bearer authentications by reason",
-            auth_failures.clone(),
-        );
-        registry.register(
-            "tokend_auth_throttled",
-            "Failed authentications answered RESOURCE_EXHAUSTED because their client address passed the failure threshold",
-            auth_throttled.clone(),
-        );
-        registry.register(
-            "tokend_usage_writes",
-            "Usage flushes that wrote anything (one batched UPDATE per 500 tokens, at most one flush per interval)",
-            usage_writes.clone(),
-        );
-        registry.register(
-            "tokend_usage_rows",
-            "Token rows those statements updated",
-            usage_rows.clone(),
-        );
-        registry.register_collector(Box::new(Live {
-            sources,
-            last_flush: last_flush.clone(),
-        }));
+        registry.register_collector(Box::new(Live { sources }));
         Self {
             registry: Arc::new(registry),
             calls,
@@ -161,11 +121,6 @@ impl Metrics {
             shed,
             shed_by_budget,
             body_timeouts,
-            auth_failures,
-            auth_throttled,
-            usage_writes,
-            usage_rows,
-            last_flush,
         }
     }
 
@@ -191,26 +146,6 @@ impl Metrics {
         self.body_timeouts.inc();
     }
 
-    /// Counts a failed authentication (`reason` is a fixed string).
-    pub fn observe_auth_failure(&self, reason: &'static str, throttled: bool) {
-        self.auth_failures
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
-        if throttled {
-            self.auth_throttled.inc();
-        }
-    }
-
-    /// Notes a successful usage flush that wrote `rows` tokens' usage (one
-    /// statement when `rows > 0`).
-    pub fn observe_flush(&self, rows: usize) {
-        self.last_flush.store(now_seconds(), Ordering::Relaxed);
-        if rows > 0 {
-            self.usage_writes.inc();
-            self.usage_rows.inc_by(rows as u64);
-        }
-    }
-
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -226,12 +161,13 @@ impl Metrics {
 #[derive(Debug)]
 struct Live {
     sources: Sources,
-    last_flush: Arc<AtomicI64>,
 }
 
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.sources.cache.stats();
+        let auth = self.sources.tokend.auth();
+        let cache = auth.cache();
+        let stats = cache.stats();
         let counter = |encoder: &mut DescriptorEncoder, name, help, value: u64| {
             ConstCounter::new(value).encode(encoder.encode_descriptor(
                 name,
@@ -264,7 +200,35 @@ impl Collector for Live {
             &mut encoder,
             "tokend_auth_cache_entries",
             "Entries in the credential cache",
-            self.sources.cache.entry_count() as i64,
+            cache.entry_count() as i64,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "tokend_auth_failures",
+            "Failed bearer authentications by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in auth.stats().failures() {
+            ConstCounter::new(count).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        counter(
+            &mut encoder,
+            "tokend_auth_throttled",
+            "Failed authentications answered RESOURCE_EXHAUSTED because their client address passed the failure threshold",
+            auth.stats().throttled(),
+        )?;
+        let flushes = self.sources.usage.stats();
+        counter(
+            &mut encoder,
+            "tokend_usage_writes",
+            "Usage flushes that wrote anything (one batched UPDATE per 500 tokens, at most one flush per interval)",
+            flushes.writes.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tokend_usage_rows",
+            "Token rows those statements updated",
+            flushes.rows.load(Ordering::Relaxed),
         )?;
         gauge(
             &mut encoder,
@@ -275,7 +239,7 @@ impl Collector for Live {
         let lag = if self.sources.usage.pending() == 0 {
             0
         } else {
-            (now_seconds() - self.last_flush.load(Ordering::Relaxed)).max(0)
+            (now_seconds() - flushes.last_success.load(Ordering::Relaxed)).max(0)
         };
         gauge(
             &mut encoder,
@@ -283,7 +247,7 @@ impl Collector for Live {
             "Seconds since the last successful usage flush while uses are pending (0 when none are)",
             lag,
         )?;
-        let pools = self.sources.store.pool_stats();
+        let pools = self.sources.tokend.store().pool_stats();
         let mut family = encoder.encode_descriptor(
             "tokend_db_pool_connections",
             "Database pool connections by pool and state",

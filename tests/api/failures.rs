@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
 use tokend::domain::ids::TokenId;
+use tokend::domain::net::TrustedProxies;
 use tokend::domain::net::parse_cidr_list;
 use tokend::domain::secret::TokenSecret;
 use tokend::domain::time::now_millis;
 use tokend::domain::token::TokenType;
 use tokend::pb;
 use tokend::pb::audit_event::Action;
-use tokend::service::authenticate::TrustedProxies;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Status};
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use tokend::config::{DatabaseUrl, Settings};
+use tokend::config::Settings;
 use tokend::domain::ids::{OrganizationId, TokenId};
 use tokend::domain::secret::{TokenPrefix, TokenSecret};
 use tokend::domain::subject::Subject;
@@ -248,17 +248,32 @@ pub struct TestApp {
     server: Option<JoinHandle<Result<(), StartupError>>>,
 }
 
-/// Settings every test server uses: port 0 and short intervals.
+/// Settings every test server uses: port 0 and short intervals, parsed
+/// from a command line exactly as `tokend serve` parses its own.
 pub fn test_settings(url: &str) -> Settings {
-    let mut settings = Settings::with_database(DatabaseUrl::parse(url).expect("test database url"));
-    settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    settings.usage_flush_interval = Duration::from_millis(100);
-    settings.health_check_interval = Duration::from_millis(200);
-    settings.store.acquire_timeout = Duration::from_secs(2);
-    // Many tests send bursts of bad credentials from 127.0.0.1 on purpose;
-    // throttling is off here and tested on its own (limits.rs).
-    settings.throttle.threshold = 0;
-    settings
+    Settings::from_command_line([
+        "--database-url",
+        url,
+        "--database-timeout",
+        "2s",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--usage-flush-interval",
+        "100ms",
+        "--health-check-interval",
+        "200ms",
+        // Many tests send bursts of bad credentials from 127.0.0.1 on
+        // purpose; throttling is off here and tested on its own.
+        "--auth-failure-threshold",
+        "0",
+    ])
+    .expect("test settings")
+}
+
+/// The deployment's default token prefix, as the command line has it.
+pub fn default_prefix() -> TokenPrefix {
+    TokenPrefix::parse(tokend::cli::DEFAULT_TOKEN_PREFIX).expect("default prefix")
 }
 
 /// A fresh database holding one ORGANIZATION_OWNER token of [`ORG`] named
@@ -286,7 +301,7 @@ pub async fn bootstrap_token(
     role: &str,
     entity_id: &str,
 ) -> (String, String) {
-    let store = Store::connect(url, &StoreOptions::default())
+    let store = Store::connect(url, &StoreOptions::defaults().expect("store options"))
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
@@ -304,7 +319,7 @@ pub async fn bootstrap_token(
     )
     .expect("valid bootstrap token");
     let creator = Subject::user("bootstrap-admin", "Bootstrap Admin").expect("user");
-    let (token, secret) = issue(&store, &TokenPrefix::default(), &new, &creator, None, now)
+    let (token, secret) = issue(&store, &default_prefix(), &new, &creator, None, now)
         .await
         .expect("issue bootstrap token");
     store.close().await;
@@ -656,7 +671,7 @@ pub fn unknown_secret() -> String {
     let mut random = [0u8; 10];
     getrandom::fill(&mut random).expect("random");
     TokenSecret::from_parts(TokenId::generate(now_millis(), random), [7; 32])
-        .reveal(&TokenPrefix::default())
+        .reveal(&default_prefix())
         .into_exposed()
 }
 

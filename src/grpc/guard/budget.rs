@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{HeaderMap, Request};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::config::Limits;
+use crate::domain::net::TrustedProxies;
 use crate::domain::net::truncate;
-use crate::domain::secret::{TokenPrefix, TokenSecret};
-use crate::service::authenticate::{TrustedProxies, client_ip};
+use crate::domain::secret::TokenPrefix;
+use crate::grpc::credentials;
 use crate::telemetry::metrics;
 
 /// Why a call was refused at once.
@@ -138,45 +138,23 @@ impl Budgets {
 }
 
 /// Whether the headers carry exactly one `authorization: Bearer <secret>`
-/// (or `Api-Token <secret>`) whose secret is well-formed for this
-/// deployment: prefix, id shape, encoding and checksum, checked without
-/// I/O by the same parser authentication uses. Whether the secret is real
-/// is still decided by authentication, in the handler.
+/// whose secret is well-formed for this deployment: prefix, id shape,
+/// encoding and checksum, checked without I/O by the parser authentication
+/// uses. Whether the secret is real is still decided by authentication.
 pub fn has_credential_shape(headers: &HeaderMap, prefix: &TokenPrefix) -> bool {
-    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return false;
-    };
-    let Some((scheme, secret)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
-        return false;
-    };
-    let scheme_ok =
-        scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("api-token");
-    scheme_ok && TokenSecret::parse(prefix, secret.trim_start_matches(' ')).is_ok()
+    credentials::secret(headers, prefix).is_ok()
 }
 
 impl Budgets {
     /// The client address as authentication and the audit trail see it
-    /// (`auth::client_ip`: behind a trusted proxy, the client it forwards),
+    /// (`credentials::client_address`: behind a trusted proxy, the client it forwards),
     /// with IPv6 grouped by the throttle's prefix (one host commonly holds
     /// a whole /64) and IPv4-mapped IPv6 read as IPv4. `None` when the
     /// transport knows no address.
     fn client_key<B>(&self, request: &Request<B>) -> Option<IpAddr> {
-        // auth::client_ip reads a tonic request; give it the two things it
-        // looks at, not a copy of every header.
-        let mut probe = Request::new(());
-        for value in request.headers().get_all("x-forwarded-for") {
-            probe.headers_mut().append("x-forwarded-for", value.clone());
-        }
-        let extensions = request.extensions();
-        if let Some(info) = extensions.get::<TcpConnectInfo>() {
-            probe.extensions_mut().insert(info.clone());
-        }
-        if let Some(info) = extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
-            probe.extensions_mut().insert(info.clone());
-        }
-        let ip = client_ip(
-            &tonic::Request::from_http(probe),
+        let ip = credentials::client_address(
+            request.headers(),
+            request.extensions(),
             &self.clients.trusted_proxies,
         )?;
         Some(group(ip, self.clients.ipv6_prefix))
@@ -258,6 +236,8 @@ impl Drop for ClientSlot {
 mod tests {
     use super::*;
     use crate::domain::ids::TokenId;
+    use crate::domain::secret::TokenSecret;
+    use tonic::transport::server::TcpConnectInfo;
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -269,7 +249,7 @@ mod tests {
 
     #[test]
     fn only_well_formed_credentials_count_as_credentials() {
-        let prefix = TokenPrefix::default();
+        let prefix = TokenPrefix::parse("tokend").unwrap();
         let secret = TokenSecret::generate(TokenId::generate(1, [1; 10])).unwrap();
         let text = secret.reveal(&prefix).into_exposed();
         for good in [
@@ -335,11 +315,15 @@ mod tests {
             max_in_flight: 2,
             max_unauthenticated_in_flight: 1,
             max_in_flight_per_client: 1,
-            ..Limits::default()
+            ..crate::config::Settings::from_command_line(["serve"])
+                .unwrap()
+                .limits
         };
-        let prefix = TokenPrefix::default();
+        let prefix = TokenPrefix::parse("tokend").unwrap();
         let clients = Clients {
-            trusted_proxies: TrustedProxies::default(),
+            trusted_proxies: TrustedProxies::new(
+                crate::domain::net::parse_cidr_list("127.0.0.0/8").unwrap(),
+            ),
             ipv6_prefix: 64,
         };
         let budgets = Budgets::new(&limits, prefix.clone(), clients);

@@ -1,6 +1,9 @@
-//! Authorization: what a caller's roles let it do to tokens. Every RPC but
-//! Lookup asks [`authorize`] (or [`authorize_create`]); List asks
-//! [`visibility`]; Create and UpdateRoles ask [`can_grant`].
+//! Authorization: what a caller's roles let it do to tokens. The caller is
+//! a [`Principal`]; every RPC but Lookup asks [`Principal::authorize`] (or
+//! [`Principal::authorize_create`]); List asks [`Principal::visibility`];
+//! Create and UpdateRoles ask [`Principal::can_grant`]; Rotate and
+//! re-enabling ask [`Principal::ungrantable`]. `docs/authorization.md` is
+//! generated from these rules (`docs.rs`, test code).
 //!
 //! tokend does not know which workspace a deployment belongs to, so
 //! workspace roles reach WORKSPACE tokens only; DEPLOYMENT tokens are
@@ -12,6 +15,65 @@ use std::fmt::Write as _;
 use super::ids::{EntityId, OrganizationId};
 use super::role::{EntityType, Role, RoleBinding};
 use super::token::TokenType;
+
+#[cfg(test)]
+mod docs;
+
+/// Who is asking: the organization of the caller's token and its roles.
+/// One value, so an organization cannot be swapped for another argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The caller's organization.
+    pub organization: OrganizationId,
+    /// The caller's role bindings.
+    pub roles: Vec<RoleBinding>,
+}
+
+impl Principal {
+    /// May this caller do `action` to an existing token of `org` with scope
+    /// `target`? Another organization, or a token the caller cannot read,
+    /// is [`Denied::NotVisible`].
+    pub fn authorize(
+        &self,
+        org: &OrganizationId,
+        target: TokenScope<'_>,
+        action: Action,
+    ) -> Result<(), Denied> {
+        authorize(&self.organization, &self.roles, org, target, action)
+    }
+
+    /// May this caller create a token of scope `target` in `org`? Another
+    /// organization is [`Denied::NotVisible`]; too little authority there
+    /// is [`Denied::Insufficient`] (nothing exists yet whose existence
+    /// could leak).
+    pub fn authorize_create(
+        &self,
+        org: &OrganizationId,
+        target: TokenScope<'_>,
+    ) -> Result<(), Denied> {
+        authorize_create(&self.organization, &self.roles, org, target)
+    }
+
+    /// What List shows this caller in `org`. Another organization is
+    /// [`Denied::NotVisible`]; a caller that can read no token at all is
+    /// [`Denied::Insufficient`].
+    pub fn visibility(&self, org: &OrganizationId) -> Result<Visibility, Denied> {
+        visibility(&self.organization, &self.roles, org)
+    }
+
+    /// May this caller put `binding` on a token (Create, UpdateRoles)?
+    pub fn can_grant(&self, binding: &RoleBinding) -> bool {
+        can_grant(&self.roles, binding)
+    }
+
+    /// The first of `held` (the roles of a token whose secret would be
+    /// handed out: by Rotate, or by re-enabling it) this caller could not
+    /// grant. A caller may never obtain or revive a secret carrying a role
+    /// it could not have put on a token itself; `None` means it may.
+    pub fn ungrantable<'a>(&self, held: &'a [RoleBinding]) -> Option<&'a RoleBinding> {
+        ungrantable(&self.roles, held)
+    }
+}
 
 /// Something a caller does to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,10 +170,8 @@ fn best_access(roles: &[RoleBinding], target: TokenScope<'_>) -> Access {
         .unwrap_or(Access::None)
 }
 
-/// May a caller of `caller_org` holding `roles` do `action` to an existing
-/// token of `org` with scope `target`? Another organization, or a token the
-/// caller cannot read, is [`Denied::NotVisible`].
-pub fn authorize(
+/// [`Principal::authorize`] for a caller of `caller_org` holding `roles`.
+fn authorize(
     caller_org: &OrganizationId,
     roles: &[RoleBinding],
     org: &OrganizationId,
@@ -128,10 +188,8 @@ pub fn authorize(
     }
 }
 
-/// May the caller create a token of scope `target` in `org`? Another
-/// organization is [`Denied::NotVisible`]; too little authority there is
-/// [`Denied::Insufficient`] (nothing exists yet whose existence could leak).
-pub fn authorize_create(
+/// [`Principal::authorize_create`] for a caller of `caller_org`.
+fn authorize_create(
     caller_org: &OrganizationId,
     roles: &[RoleBinding],
     org: &OrganizationId,
@@ -152,7 +210,7 @@ pub fn authorize_create(
 /// in its organization; a workspace owner grants workspace roles on its
 /// workspace; a deployment admin grants DEPLOYMENT_ADMIN on its deployment
 /// and DAG roles inside it.
-pub fn can_grant(roles: &[RoleBinding], binding: &RoleBinding) -> bool {
+fn can_grant(roles: &[RoleBinding], binding: &RoleBinding) -> bool {
     roles.iter().any(|held| match held.role() {
         Role::OrganizationOwner => true,
         Role::WorkspaceOwner => {
@@ -170,11 +228,8 @@ pub fn can_grant(roles: &[RoleBinding], binding: &RoleBinding) -> bool {
     })
 }
 
-/// The first of `held` (the roles of a token whose secret would be handed
-/// out: by Rotate, or by re-enabling it) that a caller holding `roles` could
-/// not grant. A caller may never obtain or revive a secret carrying a role
-/// it could not have put on a token itself; `None` means it may.
-pub fn ungrantable<'a>(roles: &[RoleBinding], held: &'a [RoleBinding]) -> Option<&'a RoleBinding> {
+/// [`Principal::ungrantable`] for a caller holding `roles`.
+fn ungrantable<'a>(roles: &[RoleBinding], held: &'a [RoleBinding]) -> Option<&'a RoleBinding> {
     held.iter().find(|b| !can_grant(roles, b))
 }
 
@@ -194,10 +249,8 @@ pub enum Visibility {
     },
 }
 
-/// What List shows a caller of `caller_org` holding `roles` in `org`.
-/// Another organization is [`Denied::NotVisible`]; a caller that can read no
-/// token at all is [`Denied::Insufficient`].
-pub fn visibility(
+/// [`Principal::visibility`] for a caller of `caller_org` holding `roles`.
+fn visibility(
     caller_org: &OrganizationId,
     roles: &[RoleBinding],
     org: &OrganizationId,
@@ -349,223 +402,6 @@ fn segment(id: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// The permission matrix as a Markdown table, generated from [`authorize`],
-/// [`authorize_create`] and [`can_grant`] so `docs/authorization.md` cannot
-/// drift from the code.
-pub fn matrix_markdown() -> String {
-    let org = OrganizationId::from_stored("org".to_owned());
-    let ws = EntityId::from_stored("ws".into());
-    let other_ws = EntityId::from_stored("other-ws".into());
-    let dep = EntityId::from_stored("dep".into());
-    let other_dep = EntityId::from_stored("other-dep".into());
-    let org_entity = EntityId::from(&org);
-    let targets = [
-        ("ORGANIZATION tokens", TokenType::Organization, &org_entity),
-        (
-            "WORKSPACE tokens of its workspace",
-            TokenType::Workspace,
-            &ws,
-        ),
-        (
-            "WORKSPACE tokens of another workspace",
-            TokenType::Workspace,
-            &other_ws,
-        ),
-        (
-            "DEPLOYMENT tokens of its deployment",
-            TokenType::Deployment,
-            &dep,
-        ),
-        (
-            "DEPLOYMENT tokens of another deployment",
-            TokenType::Deployment,
-            &other_dep,
-        ),
-    ];
-    let mut table = String::from("| role (held on) |");
-    for (name, _, _) in &targets {
-        let _ = write!(table, " {name} |");
-    }
-    table.push_str(" may grant |\n|---|");
-    for _ in &targets {
-        table.push_str("---|");
-    }
-    table.push_str("---|\n");
-    for role in Role::ALL {
-        let entity_type = EntityType::ALL
-            .into_iter()
-            .find(|e| role.fits(*e))
-            .unwrap_or(EntityType::Organization);
-        let (entity, deployment) = match entity_type {
-            EntityType::Organization => (org_entity.clone(), None),
-            EntityType::Workspace => (ws.clone(), None),
-            EntityType::Deployment => (dep.clone(), None),
-            EntityType::Dag | EntityType::DagTag => {
-                (EntityId::from_stored("dag".into()), Some(dep.clone()))
-            }
-        };
-        let binding = RoleBinding::from_stored(entity_type, entity, role, deployment);
-        let roles = [binding];
-        let _ = write!(table, "| {role} ({}) |", entity_type);
-        for (_, token_type, entity_id) in &targets {
-            let target = TokenScope {
-                token_type: *token_type,
-                entity_id,
-            };
-            let allowed: Vec<&str> = Action::ALL
-                .into_iter()
-                .filter(|action| match action {
-                    Action::Create => authorize_create(&org, &roles, &org, target).is_ok(),
-                    other => authorize(&org, &roles, &org, target, *other).is_ok(),
-                })
-                .map(Action::as_str)
-                .collect();
-            let cell = if allowed.is_empty() {
-                "—".to_owned()
-            } else {
-                allowed.join(", ")
-            };
-            let _ = write!(table, " {cell} |");
-        }
-        let _ = writeln!(table, " {} |", grants(&roles, &org_entity, &ws, &dep));
-    }
-    table
-}
-
-/// Which roles (held on their own entity) may rotate or re-enable a token of
-/// their own scope that also holds other roles: a Markdown table generated
-/// from [`ungrantable`], so the rule cannot drift from the docs.
-pub fn hand_out_markdown() -> String {
-    let org = EntityId::from_stored("org".into());
-    let own_ws = EntityId::from_stored("ws".into());
-    let own_dep = EntityId::from_stored("dep".into());
-    let other = |s: &str| EntityId::from_stored(s.into());
-    let extras = [
-        ("only roles it may grant", None),
-        (
-            "also DEPLOYMENT_ADMIN on a deployment",
-            Some(RoleBinding::from_stored(
-                EntityType::Deployment,
-                other("dep-9"),
-                Role::DeploymentAdmin,
-                None,
-            )),
-        ),
-        (
-            "also a DAG role in its deployment",
-            Some(RoleBinding::from_stored(
-                EntityType::Dag,
-                other("etl"),
-                Role::DagAuthor,
-                Some(own_dep.clone()),
-            )),
-        ),
-        (
-            "also a DAG role in another deployment",
-            Some(RoleBinding::from_stored(
-                EntityType::Dag,
-                other("etl"),
-                Role::DagAuthor,
-                Some(other("dep-9")),
-            )),
-        ),
-    ];
-    let mut table = String::from("| caller's role (held on) |");
-    for (name, _) in &extras {
-        let _ = write!(table, " token holding {name} |");
-    }
-    table.push_str("\n|---|");
-    for _ in &extras {
-        table.push_str("---|");
-    }
-    table.push('\n');
-    for role in [
-        Role::OrganizationOwner,
-        Role::WorkspaceOwner,
-        Role::DeploymentAdmin,
-    ] {
-        let (entity_type, entity) = match role {
-            Role::OrganizationOwner => (EntityType::Organization, org.clone()),
-            Role::WorkspaceOwner => (EntityType::Workspace, own_ws.clone()),
-            _ => (EntityType::Deployment, own_dep.clone()),
-        };
-        let caller = [RoleBinding::from_stored(
-            entity_type,
-            entity.clone(),
-            role,
-            None,
-        )];
-        let _ = write!(table, "| {role} ({entity_type}) |");
-        for (_, extra) in &extras {
-            let held: Vec<RoleBinding> = std::iter::once(caller[0].clone())
-                .chain(extra.iter().cloned())
-                .collect();
-            let cell = match ungrantable(&caller, &held) {
-                None => "rotate, re-enable".to_owned(),
-                Some(b) => format!("PERMISSION_DENIED (may not grant {})", b.role()),
-            };
-            let _ = write!(table, " {cell} |");
-        }
-        table.push('\n');
-    }
-    table
-}
-
-/// Describes what `roles` may grant, for the matrix.
-fn grants(roles: &[RoleBinding], org: &EntityId, ws: &EntityId, dep: &EntityId) -> String {
-    let samples = [
-        (
-            "any role in the organization",
-            RoleBinding::from_stored(
-                EntityType::Organization,
-                org.clone(),
-                Role::OrganizationOwner,
-                None,
-            ),
-        ),
-        (
-            "WORKSPACE roles on its workspace",
-            RoleBinding::from_stored(
-                EntityType::Workspace,
-                ws.clone(),
-                Role::WorkspaceOwner,
-                None,
-            ),
-        ),
-        (
-            "DEPLOYMENT_ADMIN on its deployment",
-            RoleBinding::from_stored(
-                EntityType::Deployment,
-                dep.clone(),
-                Role::DeploymentAdmin,
-                None,
-            ),
-        ),
-        (
-            "DAG roles inside its deployment",
-            RoleBinding::from_stored(
-                EntityType::Dag,
-                EntityId::from_stored("dag".into()),
-                Role::DagAuthor,
-                Some(dep.clone()),
-            ),
-        ),
-    ];
-    if can_grant(roles, &samples[0].1) {
-        return samples[0].0.to_owned();
-    }
-    let granted: Vec<&str> = samples[1..]
-        .iter()
-        .filter(|(_, b)| can_grant(roles, b))
-        .map(|(d, _)| *d)
-        .collect();
-    if granted.is_empty() {
-        "nothing".to_owned()
-    } else {
-        granted.join("; ")
-    }
 }
 
 #[cfg(test)]
@@ -740,42 +576,5 @@ mod tests {
             scopes(&org("o"), &legacy)[0],
             "role:WORKSPACE_MEMBER:organizations/o/workspaces/a%2Fb%3Ac%20d%25"
         );
-    }
-
-    /// The byte range between `<!-- name:begin -->` and `<!-- name:end -->`.
-    fn section(doc: &str, name: &str) -> std::ops::Range<usize> {
-        let begin = format!("<!-- {name}:begin -->\n");
-        let start = doc.find(&begin).expect("begin marker") + begin.len();
-        let end = doc
-            .find(&format!("<!-- {name}:end -->"))
-            .expect("end marker");
-        start..end
-    }
-
-    #[test]
-    fn docs_match_the_code() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authorization.md");
-        let mut doc = std::fs::read_to_string(path).unwrap();
-        let generated = [
-            ("matrix", matrix_markdown()),
-            ("hand-out", hand_out_markdown()),
-        ];
-        let write = std::env::var_os("TOKEND_WRITE_DOCS").is_some();
-        for (name, table) in generated {
-            assert!(table.lines().count() > 3, "{name} table is empty");
-            let range = section(&doc, name);
-            if write {
-                doc.replace_range(range, &table);
-                continue;
-            }
-            assert_eq!(
-                &doc[range], table,
-                "docs/authorization.md ({name}) is out of date; regenerate with \
-                 TOKEND_WRITE_DOCS=1 cargo test --lib docs_match_the_code"
-            );
-        }
-        if write {
-            std::fs::write(path, doc).unwrap();
-        }
     }
 }

@@ -1,0 +1,40 @@
+//! LookupApiToken: the metadata of the token a presented secret belongs to.
+
+use std::sync::Arc;
+
+use super::{Caller, Error, TOKEN, Tokend};
+use crate::domain::FieldViolation;
+use crate::domain::permission;
+use crate::domain::secret::TokenSecret;
+use crate::store::DigestMatch;
+
+/// What Lookup answers: the token, and the scopes its roles give it.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The token the secret belongs to.
+    pub found: Arc<DigestMatch>,
+    /// Its scopes (see `permission::scopes`).
+    pub scopes: Vec<String>,
+}
+
+impl Tokend {
+    /// Looks up the secret `text` for `caller`: any valid caller may look up
+    /// any secret it holds. The lookup counts as a use of the token looked
+    /// up, from the caller's address.
+    pub async fn lookup(&self, caller: &Caller, text: &str) -> Result<Lookup, Error> {
+        if text.is_empty() {
+            return Err(FieldViolation::new("token", "is required").into());
+        }
+        let secret = TokenSecret::parse(&self.prefix, text).map_err(|_| {
+            FieldViolation::new("token", "is not a well-formed API token of this deployment")
+        })?;
+        let found = self
+            .auth
+            .resolve(&secret)
+            .await?
+            .ok_or(Error::NotFound(TOKEN))?;
+        self.auth.record_use(&found.token, caller.ip.as_deref());
+        let scopes = permission::scopes(&found.token.organization_id, &found.token.roles);
+        Ok(Lookup { found, scopes })
+    }
+}
