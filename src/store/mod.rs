@@ -142,7 +142,24 @@ impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         match DatabaseKind::of_url(url) {
-            Some(DatabaseKind::Sqlite) => Self::connect_sqlite(url, options).await,
+            Some(DatabaseKind::Sqlite) => {
+                // Opening switches the file to WAL, which needs the lock a
+                // replica starting at the same moment may hold: retried
+                // like a refused lock in `migrate`.
+                let deadline = tokio::time::Instant::now() + options.sqlite_busy_timeout;
+                loop {
+                    match Self::connect_sqlite(url, options).await {
+                        Err(StoreError::Unavailable(message))
+                            if message.contains("is locked")
+                                && tokio::time::Instant::now() < deadline =>
+                        {
+                            tracing::debug!("the SQLite file is locked while opening; retrying");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        result => break result,
+                    }
+                }
+            }
             Some(DatabaseKind::Postgres) => Self::connect_postgres(url, options).await,
             None => Err(StoreError::Config(
                 "database URL must start with sqlite:, postgres:// or postgresql://".into(),
@@ -260,7 +277,7 @@ impl Store {
             match self.migrate_once().await {
                 Err(err)
                     if self.kind == DatabaseKind::Sqlite
-                        && error::is_busy(&err)
+                        && (error::is_busy(&err) || err.to_string().contains("is locked"))
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tracing::debug!("another process is migrating the SQLite database; retrying");
