@@ -244,8 +244,70 @@ pub struct TestApp {
     pub prefix: TokenPrefix,
     /// Where `/metrics` is served, when the test turned metrics on.
     pub metrics_addr: Option<SocketAddr>,
+    task: ServerTask,
+}
+
+/// A built server running on a task until stopped or dropped: every test
+/// server (a [`TestApp`], a [`Replica`]) is started by [`ServerTask::start`].
+struct ServerTask {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// Whether [`ServerTask::start`] connects a channel before returning.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Connect {
+    /// Connect now (the server answers plaintext gRPC).
+    Now,
+    /// Connect on first use (a TLS listener, which a plaintext channel cannot reach).
+    Lazily,
+}
+
+impl ServerTask {
+    /// Starts `app` and a channel to it.
+    async fn start(app: Application, connect: Connect) -> (Self, Channel) {
+        let addr = app.local_addr().expect("local addr");
+        let metrics_addr = app.metrics_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        let endpoint = Channel::from_shared(format!("http://{addr}")).expect("uri");
+        let channel = match connect {
+            Connect::Now => endpoint
+                .connect()
+                .await
+                .expect("connect to the test server"),
+            Connect::Lazily => endpoint.connect_lazy(),
+        };
+        let task = Self {
+            addr,
+            metrics_addr,
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        (task, channel)
+    }
+
+    /// Stops the server gracefully (flushing usage) and waits for it.
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// Settings every test server uses: port 0 and short intervals, parsed
@@ -349,28 +411,17 @@ impl TestApp {
         configure(&mut settings);
         let prefix = settings.token_prefix.clone();
         let app = Application::build(settings).await.expect("build server");
-        let addr = app.local_addr().expect("local addr");
-        let metrics_addr = app.metrics_addr();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to test server");
+        let (task, channel) = ServerTask::start(app, Connect::Now).await;
         let app = Self {
-            addr,
+            addr: task.addr,
             client: ApiTokenServiceClient::new(channel.clone()),
             health: HealthClient::new(channel),
             secret,
             token_id,
             db: test_db,
             prefix,
-            metrics_addr,
-            shutdown: Some(tx),
-            server: Some(server),
+            metrics_addr: task.metrics_addr,
+            task,
         };
         app.wait_for_health(ServingStatus::Serving).await;
         app
@@ -486,20 +537,7 @@ impl TestApp {
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server result");
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.task.stop().await;
     }
 }
 
@@ -507,8 +545,7 @@ impl Drop for TestApp {
 pub struct Replica {
     pub addr: SocketAddr,
     pub client: ApiTokenServiceClient<Channel>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<Result<(), StartupError>>>,
+    task: ServerTask,
 }
 
 impl Replica {
@@ -523,58 +560,26 @@ impl Replica {
     /// Starts an already built server without connecting to it (for
     /// listeners a plaintext client cannot reach, such as TLS).
     pub async fn serve_only(app: Application) -> Self {
-        let addr = app.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect_lazy();
-        Self {
-            addr,
-            client: ApiTokenServiceClient::new(channel),
-            shutdown: Some(tx),
-            server: Some(server),
-        }
+        Self::launch(app, Connect::Lazily).await
     }
 
     /// Starts an already built server.
     pub async fn run(app: Application) -> Self {
-        let addr = app.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to replica");
+        Self::launch(app, Connect::Now).await
+    }
+
+    async fn launch(app: Application, connect: Connect) -> Self {
+        let (task, channel) = ServerTask::start(app, connect).await;
         Self {
-            addr,
+            addr: task.addr,
             client: ApiTokenServiceClient::new(channel),
-            shutdown: Some(tx),
-            server: Some(server),
+            task,
         }
     }
 
     /// Stops it gracefully (flushing usage) and waits.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("replica task").expect("replica result");
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.task.stop().await;
     }
 }
 

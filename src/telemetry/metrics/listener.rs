@@ -1,5 +1,5 @@
-//! The `/metrics` listener: HTTP/1.1, one request per connection, parsed by
-//! hand (small enough not to need a server library).
+//! The `/metrics` listener: `GET /metrics` over HTTP/1.1, served by hyper,
+//! one request per connection.
 //!
 //! At most [`MAX_CONNECTIONS`] connections are held at once, so a client
 //! opening connections cannot run the process out of file descriptors or
@@ -8,15 +8,22 @@
 //! closed) to make room: idle connections cannot keep a scrape out, because
 //! a scrape sends its request at once and is then no longer evictable. If
 //! every slot is busy answering, the newcomer is closed. A connection has
-//! [`READ_TIMEOUT`] to send its request and [`WRITE_TIMEOUT`] to take the
-//! answer, so no slot is held longer than both together.
+//! [`READ_TIMEOUT`] to send its request head (hyper's header read timeout)
+//! and [`WRITE_TIMEOUT`] more to take the answer, so no slot is held longer
+//! than both together.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http::{Method, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
@@ -31,11 +38,15 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection may take to accept the answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Largest request head read.
-const MAX_HEAD: usize = 4096;
+/// Largest request head buffered (hyper's smallest read buffer).
+const MAX_HEAD: usize = 8192;
 
-/// What an evicted connection is told.
+/// What a connection evicted before it sent a request is told, written on
+/// the socket directly (hyper has no request to answer).
 const EVICTED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
+
+/// The exposition format's content type.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves `GET /metrics` on `listener` until `stop` changes.
 pub async fn serve(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
@@ -62,69 +73,71 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 async fn connection(
-    mut stream: TcpStream,
-    mut slot: Slot,
+    stream: TcpStream,
+    slot: Slot,
     evicted: oneshot::Receiver<()>,
     metrics: Metrics,
 ) {
-    let head = tokio::select! {
+    let slot = Arc::new(Mutex::new(slot));
+    let service = service_fn(move |request: http::Request<Incoming>| {
+        let answering = lock_slot(&slot).busy();
+        let response = if answering {
+            respond(request.method(), request.uri().path(), &metrics)
+        } else {
+            // Evicted just as the request arrived.
+            text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n")
+        };
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let mut conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    // Resolves only on eviction; a connection that is being answered drops
+    // its sender, which is not an eviction.
+    let evicted = async {
+        if evicted.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
         biased;
-        _ = evicted => None,
-        head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)) => match head {
-            Ok(Ok(head)) => Some(head),
-            // Too slow, or the connection failed: nothing to answer.
-            _ => return,
-        },
-    };
-    // Evicted while waiting, or just as the request arrived.
-    let Some(head) = head.filter(|_| slot.busy()) else {
-        // A fresh socket's send buffer takes these few bytes without
-        // waiting; if it does not, closing is answer enough.
-        let _ = stream.try_write(EVICTED);
-        return;
-    };
-    let response = respond(&head, &metrics);
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await;
-}
-
-/// Reads until the end of the request head, `MAX_HEAD` bytes, or EOF.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut len = 0;
-    while len < buf.len() {
-        let n = stream.read(&mut buf[len..]).await?;
-        if n == 0 {
-            break;
+        () = evicted => {
+            // Nothing was read into hyper's buffer that needs an answer:
+            // tell the client why and close.
+            let io = conn.into_parts().io.into_inner();
+            let _ = io.try_write(EVICTED);
         }
-        len += n;
-        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
+        _ = tokio::time::timeout(READ_TIMEOUT + WRITE_TIMEOUT, &mut conn) => {}
     }
-    Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
-fn respond(head: &str, metrics: &Metrics) -> String {
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (method, target) = (parts.next(), parts.next());
-    let (status, body) = match (method, target) {
-        (Some("GET"), Some("/metrics")) => ("200 OK", metrics.render()),
-        (Some("GET"), _) => ("404 Not Found", "not found\n".to_owned()),
-        _ => ("405 Method Not Allowed", "method not allowed\n".to_owned()),
-    };
-    format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
+fn respond(method: &Method, path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::GET, "/metrics") => text(StatusCode::OK, metrics.render()),
+        (&Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(TEXT_FORMAT),
+    );
+    response
+}
+
+fn lock_slot(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The connections held: those waiting for their request (oldest first,
-/// each with the sender whose drop evicts it) and those being answered.
+/// each with the sender that evicts it) and those being answered.
 #[derive(Debug, Default)]
 struct Table {
     waiting: VecDeque<(u64, oneshot::Sender<()>)>,
@@ -155,8 +168,9 @@ impl Slots {
     fn admit(&self) -> Option<(Slot, oneshot::Receiver<()>)> {
         let mut table = lock(&self.0);
         if table.waiting.len() + table.answering >= MAX_CONNECTIONS {
-            // Dropping its sender wakes the evicted connection.
-            table.waiting.pop_front()?;
+            let (_, evict) = table.waiting.pop_front()?;
+            // Gone already if that connection just ended.
+            let _ = evict.send(());
         }
         let id = table.next_id;
         table.next_id += 1;
@@ -174,8 +188,9 @@ impl Slots {
 }
 
 impl Slot {
-    /// Marks the connection as being answered (no longer evictable);
-    /// false if it was evicted first.
+    /// Marks the connection as being answered (no longer evictable; its
+    /// eviction sender is dropped without a message); false if it was
+    /// evicted first.
     fn busy(&mut self) -> bool {
         let mut table = lock(&self.table);
         let Some(at) = table.waiting.iter().position(|(id, _)| *id == self.id) else {
@@ -212,7 +227,7 @@ mod tests {
         // Full: the next one evicts the oldest waiting connection.
         let (_newest, _) = slots.admit().expect("room by eviction");
         let (mut oldest, mut evicted) = held.remove(0);
-        assert!(evicted.try_recv().is_err() && !oldest.busy(), "evicted");
+        assert!(evicted.try_recv().is_ok() && !oldest.busy(), "evicted");
         // Once every held connection is being answered, nobody is evicted
         // and a newcomer is refused.
         for (slot, _) in &mut held {
