@@ -94,7 +94,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (migrates the database first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage tokens straight in the database (bootstrap).
@@ -126,10 +126,17 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_AUTH_CACHE_CAPACITY", default_value_t = 100_000)]
     pub auth_cache_capacity: u64,
 
-    /// How long a found token stays cached: the bound on how late another
-    /// replica's rotate, delete or disable is noticed here (at most 30s).
-    #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "2s", value_parser = parse_duration)]
+    /// How long a found token stays cached (at most 1h). A safety net: the
+    /// change feed drops a token's entries as soon as any replica or the
+    /// CLI commits a change to it.
+    #[arg(long, env = "TOKEND_AUTH_CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
     pub auth_cache_ttl: Duration,
+
+    /// How often a replica on SQLite reads the change feed: the bound on how
+    /// late a change made through another process on the same file is seen
+    /// (5ms to 1s). PostgreSQL replicas are notified instead.
+    #[arg(long, env = "TOKEND_CHANGE_POLL_INTERVAL", default_value = "25ms", value_parser = parse_duration)]
+    pub change_poll_interval: Duration,
 
     /// How long "no such secret" stays cached (at most 1s).
     #[arg(long, env = "TOKEND_AUTH_CACHE_NEGATIVE_TTL", default_value = "1s", value_parser = parse_duration)]

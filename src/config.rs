@@ -13,6 +13,7 @@ use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
 use crate::domain::net::{TrustedProxies, parse_cidr_list};
 use crate::domain::secret::TokenPrefix;
 use crate::service::cache::CacheSettings;
+use crate::service::feed::FeedSettings;
 use crate::service::throttle::ThrottleSettings;
 use crate::store::{DatabaseKind, StoreOptions};
 
@@ -80,6 +81,8 @@ pub struct Settings {
     pub health_check_interval: Duration,
     /// The credential cache.
     pub auth_cache: CacheSettings,
+    /// The change feed that keeps it current.
+    pub change_feed: FeedSettings,
     /// Where Prometheus metrics are served (`/metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// Resource limits.
@@ -141,8 +144,12 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
 
     fn try_from((global, args): (&GlobalArgs, &ServeArgs)) -> Result<Self, ConfigError> {
         let invalid = |message: &str| Err(ConfigError(message.to_owned()));
-        if args.auth_cache_ttl > Duration::from_secs(30) {
-            return invalid("--auth-cache-ttl must be at most 30s");
+        if args.auth_cache_ttl > Duration::from_secs(3600) {
+            return invalid("--auth-cache-ttl must be at most 1h");
+        }
+        if !(Duration::from_millis(5)..=Duration::from_secs(1)).contains(&args.change_poll_interval)
+        {
+            return invalid("--change-poll-interval must be between 5ms and 1s");
         }
         if args.auth_cache_negative_ttl > Duration::from_secs(1) {
             return invalid("--auth-cache-negative-ttl must be at most 1s");
@@ -174,6 +181,10 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
                 capacity: args.auth_cache_capacity,
                 ttl: args.auth_cache_ttl,
                 negative_ttl: args.auth_cache_negative_ttl,
+            },
+            change_feed: FeedSettings {
+                poll: args.change_poll_interval,
+                connect_timeout: StoreOptions::from_args(global).acquire_timeout,
             },
             metrics_listen: args.metrics_listen,
             limits: Limits {
@@ -222,7 +233,7 @@ impl Settings {
             .chain(args.into_iter().map(Into::into));
         let cli = Cli::try_parse_from(argv).map_err(|e| ConfigError(e.to_string()))?;
         match &cli.command {
-            Command::Serve(serve) => Self::try_from((&cli.global, serve)),
+            Command::Serve(serve) => Self::try_from((&cli.global, serve.as_ref())),
             _ => Err(ConfigError("not a `serve` command line".into())),
         }
     }
@@ -361,7 +372,9 @@ mod tests {
             &["--request-body-timeout", "0s"],
             &["--max-in-flight", "0"],
             &["--max-message-size", "1023"],
-            &["--auth-cache-ttl", "31s"],
+            &["--auth-cache-ttl", "61m"],
+            &["--change-poll-interval", "4ms"],
+            &["--change-poll-interval", "2s"],
             &["--auth-cache-negative-ttl", "2s"],
         ] {
             assert!(serve(bad).is_err(), "{bad:?}");

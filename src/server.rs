@@ -23,9 +23,9 @@ use crate::pb::api_token_service_server::ApiTokenServiceServer;
 use crate::service::Tokend;
 use crate::service::authenticate::Authenticator;
 use crate::service::cache::CredentialCache;
-use crate::service::retention;
 use crate::service::throttle::AuthThrottle;
 use crate::service::usage::Recorders;
+use crate::service::{feed, retention};
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::{self, Metrics, Sources};
 
@@ -67,6 +67,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     tls: Option<ServerTlsConfig>,
     recorders: Recorders,
+    cache: CredentialCache,
     metrics: Metrics,
     api: TokenService,
     health: (HealthReporter, HealthServer<HealthService>),
@@ -85,9 +86,10 @@ impl Application {
             None => None,
         };
         let recorders = Recorders::default();
+        let cache = CredentialCache::behind_feed(settings.auth_cache);
         let auth = Authenticator::new(
             store.clone(),
-            CredentialCache::new(settings.auth_cache),
+            cache.clone(),
             recorders.usage.clone(),
             recorders.failures.clone(),
             AuthThrottle::new(settings.throttle),
@@ -111,6 +113,7 @@ impl Application {
             metrics_listener,
             tls,
             recorders,
+            cache,
             metrics,
             api,
             health,
@@ -142,6 +145,7 @@ impl Application {
             metrics_listener,
             tls,
             recorders,
+            cache,
             metrics,
             api,
             health: (reporter, health_service),
@@ -167,6 +171,12 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+        let feed_task = tokio::spawn(feed::run(
+            store.clone(),
+            cache,
+            settings.change_feed,
+            stop_rx.clone(),
+        ));
         let flush_task = tokio::spawn(recorders.clone().flush_periodically(
             store.clone(),
             settings.usage_flush_interval,
@@ -238,6 +248,7 @@ impl Application {
         });
         let finished = tokio::time::timeout(left, async {
             let _ = flush_task.await;
+            let _ = feed_task.await;
             if let Some(task) = prune_task {
                 let _ = task.await;
             }

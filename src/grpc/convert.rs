@@ -13,6 +13,7 @@ use crate::pb::api_token::{Kind as PbKind, Type as PbType};
 use crate::pb::api_token_role::EntityType as PbEntityType;
 use crate::pb::audit_event::Action as PbAction;
 use crate::pb::basic_subject_profile::SubjectType as PbSubjectType;
+use crate::service::lookup::Lookup;
 use crate::service::reads::{Events, Listing};
 use crate::service::tokens::Issued;
 
@@ -74,14 +75,11 @@ pub fn events(events: Events) -> pb::ListAuditEventsResponse {
 
 /// The Dynatrace-shaped metadata Lookup returns. Its `id` is
 /// `<prefix>.<public>`; `scopes` come from the permission matrix.
-pub fn metadata(
-    token: &ApiToken,
-    prefix: &TokenPrefix,
-    scopes: Vec<String>,
-) -> pb::ApiTokenMetadata {
+pub fn metadata(lookup: &Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
+    let token = &lookup.found.token;
     pb::ApiTokenMetadata {
-        last_used_date: token.last_used_at.map(timestamp),
-        last_used_ip_address: token.last_used_ip.clone().unwrap_or_default(),
+        last_used_date: lookup.last_used_at.map(timestamp),
+        last_used_ip_address: lookup.last_used_ip.clone().unwrap_or_default(),
         expiration_date: token.end_at.map(timestamp),
         personal_access_token: false,
         name: token.name.clone(),
@@ -89,7 +87,7 @@ pub fn metadata(
         owner: token.created_by.display_name().to_owned(),
         creation_date: Some(timestamp(token.created_at)),
         enabled: token.enabled,
-        scopes,
+        scopes: lookup.scopes.clone(),
         organization_id: token.organization_id.as_str().to_owned(),
         start_date: Some(timestamp(token.start_at)),
     }

@@ -239,6 +239,11 @@ impl Authenticator {
             .filter(|m| m.secret_expires_at_ms.is_none_or(|end| now_ms < end)))
     }
 
+    /// The newest use of token `id` this replica's flushes have written.
+    pub fn last_written_use(&self, id: &TokenId) -> Option<(i64, Option<String>)> {
+        self.usage.last_written(id)
+    }
+
     /// Records a use of `token` (Lookup counts as a use of the token looked up).
     pub fn record_use(&self, token: &ApiToken, ip: Option<&str>) {
         self.usage.record(&token.id, now_seconds(), ip);

@@ -1,13 +1,17 @@
 //! The credential cache: secret digest -> token, in front of the store on
 //! the authentication and Lookup path.
 //!
-//! Positive entries live at most `ttl` (a few seconds, so a change made
-//! through another replica is seen within that bound); negative entries
-//! (no such secret) at most `negative_ttl` (<= 1 s). Mutations on this
-//! replica invalidate the token's entries at once, after their commit.
+//! Mutations on this replica invalidate the token's entries at once, after
+//! their commit; mutations anywhere else (another replica, the CLI) arrive
+//! through the change feed (`service/feed.rs`), which invalidates them here
+//! as soon as they commit. While the feed is not known to be current (not
+//! yet started, or its connection lost) the cache is bypassed: every answer
+//! comes from the store, and nothing is cached. Positive entries live at
+//! most `ttl`, a safety net behind the feed; negative entries (no such
+//! secret) at most `negative_ttl` (<= 1 s).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -62,6 +66,8 @@ pub struct CredentialCache {
     /// Bumped before every invalidation; a load that saw another value
     /// before inserting drops its own entry (see [`CredentialCache::get_or_load`]).
     epoch: Arc<AtomicU64>,
+    /// Whether the change feed is current, so cached answers may be used.
+    synced: Arc<AtomicBool>,
     stats: Arc<CacheStats>,
 }
 
@@ -89,8 +95,64 @@ impl CredentialCache {
         Self {
             cache,
             epoch: Arc::new(AtomicU64::new(0)),
+            // Until a change feed says otherwise: a cache without a feed
+            // (tests of the cache itself) is current by construction.
+            synced: Arc::new(AtomicBool::new(true)),
             stats: Arc::new(CacheStats::default()),
         }
+    }
+
+    /// A cache kept current by a change feed (`service/feed.rs`): bypassed
+    /// until the feed says it is current.
+    pub fn behind_feed(settings: CacheSettings) -> Self {
+        let cache = Self::new(settings);
+        cache.synced.store(false, Ordering::Release);
+        cache
+    }
+
+    /// Whether cached answers are in use (the change feed is current).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Stops using cached answers (the feed fell behind or lost its
+    /// connection) and drops them all: what arrives later cannot say what
+    /// was missed. Loads under way do not cache their answers.
+    pub fn desync(&self) {
+        self.synced.store(false, Ordering::Release);
+        self.clear();
+    }
+
+    /// Stops using cached answers but keeps them, for a feed that will
+    /// catch up on every change it misses meanwhile (then [`Self::resync`]
+    /// with `keep`).
+    pub fn desync_keeping(&self) {
+        self.synced.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Uses the cache again once the feed is current, starting empty
+    /// unless `keep` (a feed that caught up on every change it missed, so
+    /// each entry it held is either current or was invalidated).
+    pub fn resync(&self, keep: bool) {
+        if !keep {
+            self.clear();
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.synced.store(true, Ordering::Release);
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    /// Whether there is a cache at all (capacity > 0).
+    pub fn is_enabled(&self) -> bool {
+        self.cache.is_some()
     }
 
     /// Hit and miss counts.
@@ -113,7 +175,7 @@ impl CredentialCache {
     where
         F: std::future::Future<Output = Result<Option<DigestMatch>, StoreError>>,
     {
-        let Some(cache) = &self.cache else {
+        let Some(cache) = self.cache.as_ref().filter(|_| self.is_synced()) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(load.await?.map(Arc::new));
         };
@@ -125,7 +187,7 @@ impl CredentialCache {
         let epoch = self.epoch.load(Ordering::Acquire);
         let entry = load.await?.map(Arc::new);
         cache.insert(*digest, entry.clone()).await;
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        if self.epoch.load(Ordering::Acquire) != epoch || !self.is_synced() {
             cache.invalidate(digest).await;
         }
         Ok(entry)
@@ -348,5 +410,80 @@ mod tests {
         assert!(racing.await.unwrap().unwrap());
         let _ = cache.get_or_load(&digest(1), store.load(None)).await;
         assert_eq!(store.loads(), 1, "the stale load was not kept");
+    }
+
+    #[tokio::test]
+    async fn a_cache_behind_a_feed_is_bypassed_until_it_is_current() {
+        let settings = CacheSettings {
+            capacity: 100,
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(1),
+        };
+        let cache = CredentialCache::behind_feed(settings);
+        let store = Store(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let _ = cache
+                .get_or_load(&digest(1), store.load(Some(found(1))))
+                .await;
+        }
+        assert_eq!(store.loads(), 2, "bypassed: every answer from the store");
+        cache.resync(false);
+        for _ in 0..2 {
+            let _ = cache
+                .get_or_load(&digest(1), store.load(Some(found(1))))
+                .await;
+        }
+        assert_eq!(store.loads(), 3, "current: cached");
+        // A feed that can catch up keeps its entries while bypassed...
+        cache.desync_keeping();
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        assert_eq!(store.loads(), 4, "bypassed while behind");
+        cache.resync(true);
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        assert_eq!(store.loads(), 4, "kept across the catch-up");
+        // ...one that lost notifications empties it.
+        cache.desync();
+        cache.resync(true);
+        let _ = cache
+            .get_or_load(&digest(1), store.load(Some(found(1))))
+            .await;
+        assert_eq!(store.loads(), 5, "emptied when notifications were lost");
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_a_desync_leaves_no_entry() {
+        let cache = cache(100, 60_000, 60_000);
+        let store = Store(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let racing = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let slow = async {
+                    let _ = released.await;
+                    Ok(Some(found(1)))
+                };
+                cache
+                    .get_or_load(&digest(1), slow)
+                    .await
+                    .map(|e| e.is_some())
+            })
+        };
+        tokio::task::yield_now().await;
+        // The feed loses its connection while the load is in flight, and
+        // is current again before the load ends.
+        cache.desync();
+        cache.resync(true);
+        let _ = release.send(());
+        assert!(racing.await.unwrap().unwrap());
+        let _ = cache.get_or_load(&digest(1), store.load(None)).await;
+        assert_eq!(
+            store.loads(),
+            1,
+            "the load from before the loss was not kept"
+        );
     }
 }

@@ -15,6 +15,13 @@ pub struct Lookup {
     pub found: Arc<DigestMatch>,
     /// Its scopes (see `permission::scopes`).
     pub scopes: Vec<String>,
+    /// Its last use as stored: the newer of what the cached entry holds
+    /// and what this replica's usage flushes have written since (the entry
+    /// can be minutes old; uses through other replicas show once it is
+    /// reloaded).
+    pub last_used_at: Option<i64>,
+    /// The address of that use.
+    pub last_used_ip: Option<String>,
 }
 
 impl Tokend {
@@ -35,6 +42,17 @@ impl Tokend {
             .ok_or(Error::NotFound(TOKEN))?;
         self.auth.record_use(&found.token, caller.ip.as_deref());
         let scopes = permission::scopes(&found.token.organization_id, &found.token.roles);
-        Ok(Lookup { found, scopes })
+        let (last_used_at, last_used_ip) = match self.auth.last_written_use(&found.token.id) {
+            Some((at, ip)) if found.token.last_used_at.is_none_or(|cached| at > cached) => {
+                (Some(at), ip)
+            }
+            _ => (found.token.last_used_at, found.token.last_used_ip.clone()),
+        };
+        Ok(Lookup {
+            found,
+            scopes,
+            last_used_at,
+            last_used_ip,
+        })
     }
 }

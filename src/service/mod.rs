@@ -10,6 +10,7 @@ pub mod audit_text;
 pub mod authenticate;
 pub mod cache;
 pub mod error;
+pub mod feed;
 pub mod lookup;
 pub mod mint;
 pub mod reads;

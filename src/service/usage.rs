@@ -20,8 +20,19 @@ use crate::store::{FailedToken, FailureOrigin, FailureRecord, Store, StoreError,
 #[derive(Debug)]
 pub struct UsageRecorder {
     pending: Mutex<HashMap<TokenId, (i64, Option<String>)>>,
+    /// The newest use of each token that a flush wrote, so that answers
+    /// built from a long-cached entry (Lookup's `lastUsedDate`) show what
+    /// the database now holds; bounded, and kept as long as an entry may
+    /// be cached.
+    written: moka::sync::Cache<TokenId, (i64, Option<String>)>,
     stats: FlushStats,
 }
+
+/// Most tokens whose last written use is remembered.
+const MAX_WRITTEN: u64 = 100_000;
+
+/// How long a written use is remembered (the longest a cached entry lives).
+const WRITTEN_FOR: Duration = Duration::from_secs(3600);
 
 /// What usage flushes have written so far.
 #[derive(Debug)]
@@ -38,6 +49,10 @@ impl Default for UsageRecorder {
     fn default() -> Self {
         Self {
             pending: Mutex::default(),
+            written: moka::sync::Cache::builder()
+                .max_capacity(MAX_WRITTEN)
+                .time_to_live(WRITTEN_FOR)
+                .build(),
             stats: FlushStats {
                 writes: AtomicU64::new(0),
                 rows: AtomicU64::new(0),
@@ -63,6 +78,11 @@ impl UsageRecorder {
                 pending.insert(token_id.clone(), (at, ip.map(str::to_owned)));
             }
         }
+    }
+
+    /// The newest use of `token_id` a flush has written (Unix seconds, address).
+    pub fn last_written(&self, token_id: &TokenId) -> Option<(i64, Option<String>)> {
+        self.written.get(token_id)
     }
 
     /// How many tokens have unflushed uses.
@@ -94,6 +114,16 @@ impl UsageRecorder {
         }
         match store.record_usage(&batch).await {
             Ok(_) => {
+                for record in batch.iter() {
+                    let newer = self
+                        .written
+                        .get(&record.token_id)
+                        .is_none_or(|(at, _)| record.at >= at);
+                    if newer {
+                        self.written
+                            .insert(record.token_id.clone(), (record.at, record.ip.clone()));
+                    }
+                }
                 self.stats
                     .last_success
                     .store(now_seconds(), Ordering::Relaxed);

@@ -17,6 +17,7 @@ use sea_orm::{
 };
 
 use super::audit::{self, EventScope};
+use super::changes;
 use super::convert::{role_from_row, role_to_row};
 use super::entity::{api_token, api_token_role, api_token_secret};
 use super::tokens::{TokenHead, adjust_count, upsert_subject};
@@ -239,6 +240,7 @@ impl Store {
         if deleted == 0 {
             return Ok(false);
         }
+        changes::announce(&txn, self.kind, &head.id, actor.at.saturating_mul(1000)).await?;
         upsert_subject(&txn, actor.subject).await?;
         let kind = TokenKind::from_name(&head.row.kind).ok_or_else(|| {
             StoreError::Corrupt(format!("api_tokens.kind holds {:?}", head.row.kind))
@@ -289,6 +291,8 @@ impl Store {
         if touched != 1 {
             return Ok(Mutated::Gone);
         }
+        // Every mutation changes what authentication may have cached.
+        changes::announce(&txn, self.kind, &head.id, actor.at.saturating_mul(1000)).await?;
         if let Some(guard) = guard {
             let roles = api_token_role::Entity::find()
                 .filter(api_token_role::Column::TokenId.eq(head.id.as_str()))

@@ -6,6 +6,7 @@
 //! race to upgrade their locks); PostgreSQL uses one pool for both.
 
 mod audit;
+mod changes;
 mod convert;
 pub mod entity;
 mod error;
@@ -26,6 +27,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 pub use audit::{FailedToken, FailureOrigin, FailureRecord, PRUNE_BATCH};
+pub use changes::{CHANNEL as CHANGE_CHANNEL, ChangeListener, Changes};
 pub use error::StoreError;
 pub use lifecycle::{Mutated, RoleGuard, Rotation};
 pub use list::{ListStatements, list_statements};

@@ -156,6 +156,9 @@ impl Store {
             1,
         )
         .await?;
+        // A new token: replicas that answered "unknown" for its id learn of it.
+        super::changes::announce(&txn, self.kind, record.id, record.now.saturating_mul(1000))
+            .await?;
         audit::append(
             &txn,
             EventScope {

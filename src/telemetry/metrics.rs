@@ -202,6 +202,12 @@ impl Collector for Live {
             "Entries in the credential cache",
             cache.entry_count() as i64,
         )?;
+        gauge(
+            &mut encoder,
+            "tokend_change_feed_synced",
+            "1 while the change feed is current and the credential cache is in use; 0 while it is bypassed",
+            i64::from(cache.is_synced()),
+        )?;
         let mut family = encoder.encode_descriptor(
             "tokend_auth_failures",
             "Failed bearer authentications by reason",

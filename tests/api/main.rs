@@ -14,6 +14,7 @@ mod crash;
 mod create;
 mod failures;
 mod faults;
+mod feed;
 mod get;
 mod health;
 mod hostile;

@@ -8,6 +8,7 @@ mod m20261123_000003_counts;
 mod m20261124_000004_type_sort_indexes;
 mod m20261202_000005_secret_expiry_ms;
 mod m20261203_000006_audit_occurred_index;
+mod m20261203_000007_token_changes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_type_sort_indexes::Migration),
             Box::new(m20261202_000005_secret_expiry_ms::Migration),
             Box::new(m20261203_000006_audit_occurred_index::Migration),
+            Box::new(m20261203_000007_token_changes::Migration),
         ]
     }
 }
