@@ -13,7 +13,6 @@ use tokend::pb;
 use tonic::Code;
 
 use crate::helpers::*;
-use wire::{RawConnection, answer, framed};
 
 crate::both_databases!(
     failed_authentications_are_throttled_per_address,
@@ -155,9 +154,6 @@ impl WriteLock {
     }
 }
 
-const CREATE: &str = "/tokend.v1.ApiTokenService/CreateApiToken";
-const GET: &str = "/tokend.v1.ApiTokenService/GetApiToken";
-
 /// A write that waits on a lock holds its in-flight slot until the database
 /// budget (`--database-timeout`, the store's acquire timeout; on both
 /// databases it bounds the whole call, and on PostgreSQL nothing shorter
@@ -177,29 +173,32 @@ async fn a_locked_database_gives_unavailable_and_excess_calls_are_shed(db: Db) {
     .await;
     let lock = WriteLock::take(&app).await;
 
-    // The write, then a Get, on one HTTP/2 connection: the server admits
-    // streams in the order they arrive (the budget is taken when the call
-    // is admitted), so the write holds the only slot before the Get comes.
-    let mut connection = RawConnection::open(&app).await;
-    let started = Instant::now();
-    let request = connection.request(CREATE, &app.secret, &[]);
-    let write = connection
-        .send(request, Some(framed(&organization_token("blocked"))))
-        .await;
-    let blocked = tokio::spawn(async move {
-        let answer = answer(write).await.expect("an answer to the write");
-        (answer, started.elapsed())
+    // The write takes the only slot when it is admitted and keeps it while
+    // it waits; its authentication, which comes after the admission and
+    // before the write, is a credential lookup that /metrics counts (a
+    // scrape takes no slot).
+    let mut client = app.client.clone();
+    let blocked = tokio::spawn({
+        let request = app.req(organization_token("blocked"));
+        async move {
+            let started = Instant::now();
+            (client.create_api_token(request).await, started.elapsed())
+        }
     });
-    let request = connection.request(GET, &app.secret, &[]);
-    let get = pb::GetApiTokenRequest {
-        organization_id: ORG.into(),
-        token_id: app.token_id.clone(),
-    };
-    let shed = answer(connection.send(request, Some(framed(&get))).await)
-        .await
-        .expect("an answer to the Get");
-    assert_eq!(shed.code, Some(Code::Unavailable as i32), "{shed:?}");
-    assert!(shed.message.contains("overloaded"), "{shed:?}");
+    eventually("the write to be admitted and authenticated", || async {
+        let metrics = scrape(&app).await;
+        let lookups = [
+            "tokend_auth_cache_hits_total",
+            "tokend_auth_cache_misses_total",
+        ]
+        .iter()
+        .filter_map(|series| sample(&metrics, series))
+        .sum::<f64>();
+        (lookups >= 1.0).then_some(())
+    })
+    .await;
+    let shed = assert_code(app.get(&app.token_id).await, Code::Unavailable);
+    assert!(shed.message().contains("overloaded"), "{shed:?}");
     // At once, not queued behind the slot: the write still waits.
     assert!(
         !blocked.is_finished(),
@@ -213,9 +212,9 @@ async fn a_locked_database_gives_unavailable_and_excess_calls_are_shed(db: Db) {
 
     // The write gives up within the database budget with UNAVAILABLE and a
     // message that says why, not a hang or a panic.
-    let (written, took) = blocked.await.expect("join");
-    assert_eq!(written.code, Some(Code::Unavailable as i32), "{written:?}");
-    assert!(written.message.contains("database"), "{written:?}");
+    let (result, took) = blocked.await.expect("join");
+    let status = assert_code(result, Code::Unavailable);
+    assert!(status.message().contains("database"), "{status:?}");
     assert!(
         took < budget + Duration::from_secs(5),
         "bounded by the budget ({budget:?}): {took:?}"

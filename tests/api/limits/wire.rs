@@ -1,7 +1,6 @@
 //! Calls made by hand over HTTP/2, for what tonic's client would refuse or
 //! never produce: header blocks past the server's cap, framings tonic never
-//! writes, calls whose order on one connection matters, and a peer that
-//! answers (or ignores) the server's PINGs.
+//! writes, and a peer that answers (or ignores) the server's PINGs.
 //!
 //! The `h2` crate sends whatever header block it is given: it does not
 //! hold a request to the peer's SETTINGS_MAX_HEADER_LIST_SIZE (h2 0.4), so
@@ -60,8 +59,7 @@ impl RawConnection {
     }
 
     /// Sends `request`, then `body` (a framed gRPC body; none: the headers
-    /// end the stream). Calls sent one after the other on one connection
-    /// reach the server in that order.
+    /// end the stream).
     pub async fn send(
         &mut self,
         request: http::Request<()>,
