@@ -11,10 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let default = TokenPrefix::parse(tokend::cli::DEFAULT_TOKEN_PREFIX).unwrap();
     check(&default, &text);
     // A prefix from the input too, when it is one the service would accept.
-    if let Some((head, rest)) = text.split_once('\n') {
-        if let Ok(prefix) = TokenPrefix::parse(head) {
-            check(&prefix, rest);
-        }
+    if let Some((head, rest)) = text.split_once('\n')
+        && let Ok(prefix) = TokenPrefix::parse(head)
+    {
+        check(&prefix, rest);
     }
 });
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Caller, Error, TOKEN, Tokend};
 use crate::domain::FieldViolation;
 use crate::domain::permission;
-use crate::domain::secret::TokenSecret;
+use crate::domain::secret::{TokenPrefix, TokenSecret};
 use crate::store::DigestMatch;
 
 /// What Lookup answers: the token, and the scopes its roles give it.
@@ -29,12 +29,7 @@ impl Tokend {
     /// any secret it holds. The lookup counts as a use of the token looked
     /// up, from the caller's address.
     pub async fn lookup(&self, caller: &Caller, text: &str) -> Result<Lookup, Error> {
-        if text.is_empty() {
-            return Err(FieldViolation::new("token", "is required").into());
-        }
-        let secret = TokenSecret::parse(&self.prefix, text).map_err(|_| {
-            FieldViolation::new("token", "is not a well-formed API token of this deployment")
-        })?;
+        let secret = presented_secret(&self.prefix, text)?;
         let found = self
             .auth
             .resolve(&secret)
@@ -55,4 +50,16 @@ impl Tokend {
             last_used_ip,
         })
     }
+}
+
+/// The checks Lookup runs on its request's `token` before any I/O: present,
+/// and a well-formed secret of this deployment (`prefix`). Public for the
+/// fuzz target `credentials`.
+pub fn presented_secret(prefix: &TokenPrefix, text: &str) -> Result<TokenSecret, Error> {
+    if text.is_empty() {
+        return Err(FieldViolation::new("token", "is required").into());
+    }
+    TokenSecret::parse(prefix, text).map_err(|_| {
+        FieldViolation::new("token", "is not a well-formed API token of this deployment").into()
+    })
 }
