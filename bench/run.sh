@@ -4,6 +4,7 @@
 #
 #   bench/run.sh e2e sqlite|postgres      # no-op baseline, Lookup, Get, List; RSS; writes per flush
 #   bench/run.sh list sqlite|postgres     # List over 1,000,000 seeded tokens, per filter and sort; RSS with a warm 100k cache
+#   bench/run.sh lag sqlite|postgres      # revocation lag across two replicas, default settings (TRIALS, default 200)
 #
 # Needs: a release build (`cargo build --release --bins --examples`), and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
@@ -27,8 +28,8 @@ rss() { awk -v what="$2" '$1==what":" {print $2}' /proc/"$1"/status; }
 metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1==m {print $2}'; }
 
 case "$db:$mode" in
-  sqlite:e2e) url="sqlite://$work/tokend.db?mode=rwc" ;;
-  postgres:e2e) name=tokend_bench_$$; psql "$PG/postgres" -qc "CREATE DATABASE $name"; url="$PG/$name" ;;
+  sqlite:e2e|sqlite:lag) url="sqlite://$work/tokend.db?mode=rwc" ;;
+  postgres:e2e|postgres:lag) name=tokend_bench_$$; psql "$PG/postgres" -qc "CREATE DATABASE $name"; url="$PG/$name" ;;
   sqlite:list) url="sqlite://${BENCH_SEEDED_SQLITE:-/tmp/seed1/tokend.db}?mode=rwc" ;;
   postgres:list) url="$PG/${BENCH_SEEDED_PG:-tokend_seed1m}" ;;
 esac
@@ -46,7 +47,20 @@ serve() {
 }
 load() { "$EX/loadgen" --addr "http://127.0.0.1:$port" "$@"; }
 
-if [ "$mode" = e2e ]; then
+if [ "$mode" = lag ]; then
+  # Two replicas with default settings (5-minute cache TTL, change feed on).
+  "$BIN" migrate
+  secret=$("$BIN" token create --org org-bench --name bench --type ORGANIZATION --role ORGANIZATION_OWNER | tail -1)
+  port2=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  serve
+  # Throttling off on B: the benchmark's refused calls are failures by design.
+  "$BIN" serve --listen "127.0.0.1:$port2" --auth-failure-threshold 0 --log-format json 2>"$work/server2.log" &
+  pid2=$!
+  sleep 1
+  emit "$(LOADGEN_SECRET=$secret "$EX/revocation_lag" --a "http://127.0.0.1:$port" --b "http://127.0.0.1:$port2" --trials "${TRIALS:-200}" | sed "s/^{/{\"db\":\"$db\",/")"
+  kill -TERM $pid $pid2; wait $pid $pid2 || true; pid=
+  [ "$db" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE $name WITH (FORCE)"
+elif [ "$mode" = e2e ]; then
   "$BIN" migrate
   secret=$("$BIN" token create --org org-bench --name bench --type ORGANIZATION --role ORGANIZATION_OWNER | tail -1)
   export LOADGEN_SECRET=$secret

@@ -316,14 +316,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into_inner();
         token_id = me.id.rsplit('.').next().unwrap_or_default().to_owned();
         if org.is_empty() {
-            // The caller's organization, from its own token.
-            let scopes_org = me
-                .scopes
-                .iter()
-                .find_map(|s| s.strip_prefix("apiTokens.read:ORGANIZATION:"))
-                .map(str::to_owned);
-            org = scopes_org
-                .ok_or("--org is needed for a caller that is not an organization reader")?;
+            // The caller's organization, as Lookup names it.
+            org = me.organization_id;
         }
     }
     let valid = TokenSecret::from_parts(TokenId::generate(1_700_000_000_000, [1; 10]), [2; 32])
