@@ -362,6 +362,57 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_inclusive() {
+        let every: Vec<String> = SortField::ALL
+            .iter()
+            .map(|f| format!("{}:desc", f.as_str()))
+            .collect();
+        assert_eq!(Sorts::parse(&every).unwrap().specs().len(), MAX_SORTS);
+        let tags: Vec<String> = (0..MAX_DAG_TAGS).map(|i| format!("t{i}")).collect();
+        let q = ListQuery::parse(&ListInput {
+            dag_tags: &tags,
+            ..ListInput::default()
+        })
+        .unwrap();
+        assert_eq!(q.filter.dag_tags.len(), MAX_DAG_TAGS);
+    }
+
+    #[test]
+    fn a_valid_query_keeps_every_field() {
+        let tags = strings(&["nightly"]);
+        let sorts = strings(&["name:asc"]);
+        let q = ListQuery::parse(&ListInput {
+            workspace_id: "ws-1",
+            deployment_id: "dep-1",
+            dag_id: "etl",
+            dag_tags: &tags,
+            only_organization_tokens: true,
+            kind: Some(TokenKind::DirectAccess),
+            offset: 40,
+            limit: Some(7),
+            sorts: &sorts,
+        })
+        .unwrap();
+        let text = |v: &Option<EntityId>| v.as_ref().map(|e| e.as_str().to_owned());
+        assert_eq!(text(&q.filter.workspace_id).as_deref(), Some("ws-1"));
+        assert_eq!(text(&q.filter.deployment_id).as_deref(), Some("dep-1"));
+        assert_eq!(text(&q.filter.dag_id).as_deref(), Some("etl"));
+        assert_eq!(q.filter.dag_tags[0].as_str(), "nightly");
+        assert!(q.filter.only_organization_tokens);
+        assert_eq!(q.filter.kind, Some(TokenKind::DirectAccess));
+        assert_eq!((q.page.offset(), q.page.limit()), (40, 7));
+        assert_eq!(
+            q.sorts.specs(),
+            [SortSpec {
+                field: SortField::Name,
+                direction: Direction::Asc
+            }]
+        );
+        let unset = ListQuery::parse(&ListInput::default()).unwrap();
+        assert_eq!(unset.filter, ListFilter::default());
+    }
+
+    #[test]
     fn dag_tags_are_deduplicated_and_bounded() {
         let tags = strings(&["b", "a", "b"]);
         let q = ListQuery::parse(&ListInput {

@@ -365,6 +365,69 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_prefix_fits_the_longest_secret() {
+        let longest = "p".repeat(MAX_PREFIX_LEN);
+        let custom = TokenPrefix::parse(&longest).unwrap();
+        assert!(TokenPrefix::parse(&format!("{longest}p")).is_err());
+        assert!(TokenPrefix::parse("a").is_ok());
+        assert!(TokenPrefix::parse("my_prefix_9").is_ok());
+        let text = sample().reveal(&custom).into_exposed();
+        // MAX_SECRET_LEN is the length of a secret under the longest prefix:
+        // a shorter bound would refuse that deployment's every secret.
+        assert_eq!(text.len(), MAX_SECRET_LEN);
+        assert_eq!(TokenSecret::parse(&custom, &text), Ok(sample()));
+    }
+
+    #[test]
+    fn digest_is_the_sha256_of_the_key_only() {
+        let digest = sample().digest();
+        let hex: String = digest
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        // sha256(32 bytes of 0x2a), computed independently (Python's hashlib).
+        assert_eq!(
+            hex,
+            "544e62cee8033709e389e5b2755343d0d0fa8c4850215cfb6331717e80d1aea3"
+        );
+        let other_id = TokenSecret::from_parts(TokenId::generate(2, [3; 10]), [42; KEY_LEN]);
+        assert_eq!(other_id.digest(), digest);
+        assert_eq!(SecretDigest::from_slice(digest.as_bytes()), Some(digest));
+        assert_eq!(SecretDigest::from_slice(&[0; 31]), None);
+        assert_eq!(SecretDigest::from_slice(&[0; 33]), None);
+    }
+
+    #[test]
+    fn debug_forms_are_exactly_the_redacted_ones() {
+        let secret = sample();
+        assert_eq!(
+            format!("{secret:?}"),
+            format!(
+                "TokenSecret {{ id: {:?}, key: \"[redacted]\" }}",
+                secret.id()
+            )
+        );
+        assert_eq!(format!("{:?}", secret.digest()), "SecretDigest(..)");
+    }
+
+    #[test]
+    fn dropping_a_secret_wipes_its_key() {
+        let mut slot = std::mem::ManuallyDrop::new(sample());
+        assert_eq!(slot.key, [42; KEY_LEN]);
+        // SAFETY: `slot` is dropped exactly once and never used as a
+        // `TokenSecret` again. ManuallyDrop keeps its storage on this stack
+        // frame, so the inline `[u8; 32]` key (no drop glue, every bit
+        // pattern valid) can still be read; the id's heap buffer, which the
+        // drop freed, is not touched.
+        let key = unsafe {
+            std::mem::ManuallyDrop::drop(&mut slot);
+            std::ptr::addr_of!(slot.key).read_volatile()
+        };
+        assert_eq!(key, [0; KEY_LEN]);
+    }
+
+    #[test]
     fn short_token_is_a_prefix_of_the_secret_part_only() {
         let secret = sample();
         let short = secret.short_token(&prefix());

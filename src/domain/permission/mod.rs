@@ -503,6 +503,79 @@ mod tests {
         assert_eq!(ungrantable(&owner, &[own, extra]), None);
     }
 
+    /// The handlers call these methods, not the functions under them: each
+    /// must pass its own organization and roles through, in both outcomes.
+    #[test]
+    fn principal_methods_decide_as_the_rules() {
+        let member = Principal {
+            organization: org("o"),
+            roles: vec![bind(Role::WorkspaceMember, "ws1")],
+        };
+        let owner = Principal {
+            organization: org("o"),
+            roles: vec![bind(Role::WorkspaceOwner, "ws1")],
+        };
+        let (ws1, ws2) = (id("ws1"), id("ws2"));
+        assert_eq!(
+            member.authorize(&org("o"), ws_token(&ws1), Action::Read),
+            Ok(())
+        );
+        assert_eq!(
+            member.authorize(&org("o"), ws_token(&ws1), Action::Delete),
+            Err(Denied::Insufficient)
+        );
+        assert_eq!(
+            member.authorize(&org("o"), ws_token(&ws2), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            owner.authorize(&org("x"), ws_token(&ws1), Action::Read),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(owner.authorize_create(&org("o"), ws_token(&ws1)), Ok(()));
+        assert_eq!(
+            member.authorize_create(&org("o"), ws_token(&ws1)),
+            Err(Denied::Insufficient)
+        );
+        assert_eq!(
+            owner.authorize_create(&org("x"), ws_token(&ws1)),
+            Err(Denied::NotVisible)
+        );
+        assert_eq!(
+            member.visibility(&org("o")),
+            Ok(Visibility::Scoped {
+                workspaces: vec![ws1.clone()],
+                deployments: vec![]
+            })
+        );
+        assert_eq!(member.visibility(&org("x")), Err(Denied::NotVisible));
+        let own = bind(Role::WorkspaceMember, "ws1");
+        let foreign = bind(Role::WorkspaceMember, "ws2");
+        assert!(owner.can_grant(&own));
+        assert!(!owner.can_grant(&foreign));
+        assert!(!member.can_grant(&own));
+        assert_eq!(owner.ungrantable(std::slice::from_ref(&own)), None);
+        assert_eq!(
+            owner.ungrantable(&[own.clone(), foreign.clone()]),
+            Some(&foreign)
+        );
+    }
+
+    #[test]
+    fn deployment_admin_grants_on_its_deployment_only() {
+        let admin = [bind(Role::DeploymentAdmin, "dep")];
+        assert!(can_grant(&admin, &bind(Role::DeploymentAdmin, "dep")));
+        assert!(!can_grant(&admin, &bind(Role::DeploymentAdmin, "dep2")));
+        let elsewhere = RoleBinding::from_stored(
+            EntityType::Dag,
+            id("etl"),
+            Role::DagAuthor,
+            Some(id("dep2")),
+        );
+        assert!(!can_grant(&admin, &elsewhere));
+        assert!(!can_grant(&admin, &bind(Role::OrganizationMember, "o")));
+    }
+
     #[test]
     fn readers_without_scope_are_refused_list() {
         for role in [
