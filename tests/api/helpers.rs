@@ -545,6 +545,8 @@ impl TestApp {
 pub struct Replica {
     pub addr: SocketAddr,
     pub client: ApiTokenServiceClient<Channel>,
+    /// Where `/metrics` is served, when the test turned metrics on.
+    pub metrics_addr: Option<SocketAddr>,
     task: ServerTask,
 }
 
@@ -573,6 +575,7 @@ impl Replica {
         Self {
             addr: task.addr,
             client: ApiTokenServiceClient::new(channel),
+            metrics_addr: task.metrics_addr,
             task,
         }
     }
