@@ -373,10 +373,11 @@ async fn database_stopped_or_unreachable_under_load(db: Db) {
     replica.stop().await;
 }
 
-/// A partition between a PostgreSQL replica and its database while another
-/// writer revokes a token the replica has cached (issue 16). The replica's
-/// listening connection still looks alive to TCP: only the heartbeat it
-/// sends itself through the channel can tell. Within the documented bound
+/// A partition between a PostgreSQL replica and its database, then the
+/// database refusing connections, each while another writer revokes a token
+/// the replica has cached (issue 16). In a partition the replica's listening
+/// connection still looks alive to TCP: only the heartbeat it sends itself
+/// through the channel can tell; refused connections end it at once. Within the documented bound
 /// (no heartbeat back for 1 s, checked every 250 ms) it stops answering from
 /// its cache, so the revoked token is never accepted after that; once the
 /// partition heals it listens again and refuses the token.
@@ -397,103 +398,110 @@ async fn a_partition_hides_a_revocation_no_longer_than_the_heartbeat_bound() {
     .await;
     let a = Replica::start(&direct, |_| {}).await;
     let metrics = b.metrics_addr.expect("metrics on");
-    let token = a
-        .client
-        .clone()
-        .create_api_token(with_bearer(&secret, workspace_token("partitioned", "ws1")))
-        .await
-        .expect("create through A")
-        .into_inner();
-    // Lookup of the token by itself: answered from B's cache alone, no
-    // database needed, once cached.
-    let accepted = || {
-        let mut client = b.client.clone();
-        let token = token.token.clone();
-        async move {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(5),
-                client.lookup_api_token(with_bearer(
-                    &token,
-                    pb::ApiTokenSecret {
-                        token: token.clone(),
-                    },
-                )),
-            )
+    for (what, fault) in [("unreachable", BLACKHOLE), ("refusing connections", DOWN)] {
+        let token = a
+            .client
+            .clone()
+            .create_api_token(with_bearer(&secret, workspace_token(what, "ws1")))
             .await
-            .expect("B answers within 5 s");
-            match answer {
-                Ok(_) => true,
-                Err(s) if matches!(s.code(), Code::Unauthenticated | Code::Unavailable) => false,
-                Err(s) => panic!("unexpected {s:?}"),
+            .expect("create through A")
+            .into_inner();
+        // Lookup of the token by itself: answered from B's cache alone, no
+        // database needed, once cached.
+        let accepted = || {
+            let mut client = b.client.clone();
+            let token = token.token.clone();
+            async move {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.lookup_api_token(with_bearer(
+                        &token,
+                        pb::ApiTokenSecret {
+                            token: token.clone(),
+                        },
+                    )),
+                )
+                .await
+                .expect("B answers within 5 s");
+                match answer {
+                    Ok(_) => true,
+                    Err(s) if matches!(s.code(), Code::Unauthenticated | Code::Unavailable) => {
+                        false
+                    }
+                    Err(s) => panic!("unexpected {s:?}"),
+                }
             }
+        };
+        let hits = || async move {
+            crate::limits::sample(
+                &scrape_metrics(metrics).await,
+                "tokend_auth_cache_hits_total",
+            )
+            .unwrap_or(0.0)
+        };
+        eventually("B to answer the token from its cache", || async {
+            let before = hits().await;
+            assert!(accepted().await);
+            (hits().await > before).then_some(())
+        })
+        .await;
+
+        proxy.set(fault);
+        let partitioned = Instant::now();
+        a.client
+            .clone()
+            .delete_api_token(with_bearer(
+                &secret,
+                pb::DeleteApiTokenRequest {
+                    organization_id: ORG.into(),
+                    token_id: token.id.clone(),
+                },
+            ))
+            .await
+            .expect("delete through A");
+        // The bound: the last heartbeat that came back was sent at most one
+        // interval before the partition; one second after it, checked on the
+        // next 250 ms tick, the cache is bypassed: at most 1.25 s, plus
+        // scheduling on a busy machine. Calls sent after 2 s must not be
+        // accepted; calls before may be (the documented staleness).
+        let bound = Duration::from_secs(2);
+        let mut refused_after_bound = 0;
+        while partitioned.elapsed() < bound + Duration::from_secs(2) {
+            let sent = partitioned.elapsed();
+            if accepted().await {
+                assert!(
+                    sent < bound,
+                    "{what}: B accepted the revoked token {sent:?} into the fault (bound {bound:?})"
+                );
+            } else if sent >= bound {
+                refused_after_bound += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    };
-    let hits = || async move {
-        crate::limits::sample(
-            &scrape_metrics(metrics).await,
-            "tokend_auth_cache_hits_total",
+        assert!(refused_after_bound > 0, "calls were sent past the bound");
+
+        proxy.set(UP);
+        eventually_within(
+            "B to refuse the token after the partition",
+            Duration::from_secs(15),
+            || async { (!accepted().await).then_some(()) },
         )
-        .unwrap_or(0.0)
-    };
-    eventually("B to answer the token from its cache", || async {
-        let before = hits().await;
-        assert!(accepted().await);
-        (hits().await > before).then_some(())
-    })
-    .await;
-
-    proxy.set(BLACKHOLE);
-    let partitioned = Instant::now();
-    a.client
-        .clone()
-        .delete_api_token(with_bearer(
-            &secret,
-            pb::DeleteApiTokenRequest {
-                organization_id: ORG.into(),
-                token_id: token.id.clone(),
+        .await;
+        eventually_within(
+            "B's feed to be current again",
+            Duration::from_secs(15),
+            || async {
+                (crate::limits::sample(&scrape_metrics(metrics).await, "tokend_change_feed_synced")
+                    == Some(1.0))
+                .then_some(())
             },
-        ))
-        .await
-        .expect("delete through A");
-    // The bound: the last heartbeat that came back was sent at most one
-    // interval before the partition; one second after it, checked on the
-    // next 250 ms tick, the cache is bypassed: at most 1.25 s, plus
-    // scheduling on a busy machine. Calls sent after 2 s must not be
-    // accepted; calls before may be (the documented staleness).
-    let bound = Duration::from_secs(2);
-    let mut refused_after_bound = 0;
-    while partitioned.elapsed() < bound + Duration::from_secs(2) {
-        let sent = partitioned.elapsed();
-        if accepted().await {
-            assert!(
-                sent < bound,
-                "B accepted the revoked token {sent:?} into a partition (bound {bound:?})"
-            );
-        } else if sent >= bound {
-            refused_after_bound += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        )
+        .await;
+        assert!(
+            !accepted().await,
+            "{what}: still refused with the cache in use"
+        );
     }
-    assert!(refused_after_bound > 0, "calls were sent past the bound");
-
-    proxy.set(UP);
-    eventually_within(
-        "B to refuse the token after the partition",
-        Duration::from_secs(15),
-        || async { (!accepted().await).then_some(()) },
-    )
-    .await;
-    eventually_within(
-        "B's feed to be current again",
-        Duration::from_secs(15),
-        || async {
-            (crate::limits::sample(&scrape_metrics(metrics).await, "tokend_change_feed_synced")
-                == Some(1.0))
-            .then_some(())
-        },
-    )
-    .await;
-    assert!(!accepted().await, "still refused with the cache in use");
     a.stop().await;
     b.stop().await;
 }
