@@ -75,11 +75,11 @@ pub fn events(events: Events) -> pb::ListAuditEventsResponse {
 
 /// The Dynatrace-shaped metadata Lookup returns. Its `id` is
 /// `<prefix>.<public>`; `scopes` come from the permission matrix.
-pub fn metadata(lookup: &Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
+pub fn metadata(lookup: Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
     let token = &lookup.found.token;
     pb::ApiTokenMetadata {
         last_used_date: lookup.last_used_at.map(timestamp),
-        last_used_ip_address: lookup.last_used_ip.clone().unwrap_or_default(),
+        last_used_ip_address: lookup.last_used_ip.unwrap_or_default(),
         expiration_date: token.end_at.map(timestamp),
         personal_access_token: false,
         name: token.name.clone(),
@@ -87,7 +87,7 @@ pub fn metadata(lookup: &Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
         owner: token.created_by.display_name().to_owned(),
         creation_date: Some(timestamp(token.created_at)),
         enabled: token.enabled,
-        scopes: lookup.scopes.clone(),
+        scopes: lookup.scopes,
         organization_id: token.organization_id.as_str().to_owned(),
         start_date: Some(timestamp(token.start_at)),
     }

@@ -116,7 +116,7 @@ impl ApiTokenService for TokenService {
         self.run(async {
             let caller = self.tokend.authenticate(credentials).await?;
             let found = self.tokend.lookup(&caller, &text).await?;
-            Ok(convert::metadata(&found, self.tokend.prefix()))
+            Ok(convert::metadata(found, self.tokend.prefix()))
         })
         .await
     }

@@ -119,7 +119,7 @@ impl CredentialCache {
     /// connection) and drops them all: what arrives later cannot say what
     /// was missed. Loads under way do not cache their answers.
     pub fn desync(&self) {
-        self.synced.store(false, Ordering::Release);
+        self.desync_keeping();
         self.clear();
     }
 
@@ -135,10 +135,11 @@ impl CredentialCache {
     /// unless `keep` (a feed that caught up on every change it missed, so
     /// each entry it held is either current or was invalidated).
     pub fn resync(&self, keep: bool) {
-        if !keep {
+        if keep {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        } else {
             self.clear();
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.synced.store(true, Ordering::Release);
     }
 
@@ -187,7 +188,7 @@ impl CredentialCache {
         let epoch = self.epoch.load(Ordering::Acquire);
         let entry = load.await?.map(Arc::new);
         cache.insert(*digest, entry.clone()).await;
-        if self.epoch.load(Ordering::Acquire) != epoch || !self.is_synced() {
+        if self.epoch.load(Ordering::Acquire) != epoch {
             cache.invalidate(digest).await;
         }
         Ok(entry)

@@ -158,7 +158,8 @@ async fn forward(mut listener: ChangeListener, tx: mpsc::Sender<Result<String, S
 /// before `n` was sent has been received; the time since the newest beat so
 /// confirmed was sent bounds how stale the cache can be.
 struct Heartbeats {
-    nonce: u64,
+    /// `~hb:<nonce>:`, the start of this replica's beats.
+    mine: String,
     next: u64,
     /// Beats sent and not yet received, oldest first.
     pending: std::collections::VecDeque<(u64, Instant)>,
@@ -175,7 +176,7 @@ impl Heartbeats {
             bytes = now_millis().to_le_bytes();
         }
         Self {
-            nonce: u64::from_le_bytes(bytes),
+            mine: format!("~hb:{:x}:", u64::from_le_bytes(bytes)),
             next: 0,
             pending: std::collections::VecDeque::new(),
             confirmed: Instant::now(),
@@ -194,18 +195,17 @@ impl Heartbeats {
         while self.pending.len() > 64 {
             self.pending.pop_front();
         }
-        format!("~hb:{:x}:{}", self.nonce, self.next)
+        format!("{}{}", self.mine, self.next)
     }
 
     /// Whether `payload` is a heartbeat (anyone's); records this replica's.
     fn received(&mut self, payload: &str) -> bool {
-        let Some(beat) = payload.strip_prefix("~hb:") else {
+        if !payload.starts_with("~hb:") {
             return false;
-        };
-        let mine = beat
-            .split_once(':')
-            .filter(|(nonce, _)| *nonce == format!("{:x}", self.nonce))
-            .and_then(|(_, n)| n.parse::<u64>().ok());
+        }
+        let mine = payload
+            .strip_prefix(self.mine.as_str())
+            .and_then(|n| n.parse::<u64>().ok());
         if let Some(n) = mine {
             while let Some(&(sent, at)) = self.pending.front() {
                 if sent > n {

@@ -57,14 +57,19 @@ pub(crate) async fn announce(
             "INSERT INTO token_changes (token_id, changed_at_ms) VALUES (?, ?)",
             [id.as_str().into(), at_ms.into()],
         ),
-        DatabaseKind::Postgres => Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), id.as_str().into()],
-        ),
+        DatabaseKind::Postgres => notify(id.as_str()),
     };
     txn.execute_raw(statement).await?;
     Ok(())
+}
+
+/// `payload` on [`CHANNEL`], sent when the transaction it runs in commits.
+fn notify(payload: &str) -> Statement {
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), payload.into()],
+    )
 }
 
 impl Store {
@@ -135,13 +140,7 @@ impl Store {
     /// committed before it (notifications arrive in commit order), which is
     /// how a reader proves its connection is still delivering.
     pub async fn heartbeat(&self, payload: &str) -> Result<(), StoreError> {
-        self.read
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
-            ))
-            .await?;
+        self.read.execute_raw(notify(payload)).await?;
         Ok(())
     }
 
