@@ -818,3 +818,69 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         (name == series).then(|| value.parse().ok()).flatten()
     })
 }
+
+/// Makes `change` ("disable", "rotate" with no grace, "delete", or "roles":
+/// WORKSPACE_OWNER on ws1) to token `token_id` of [`ORG`] through `client`,
+/// as `caller`.
+pub async fn change_token(
+    client: &ApiTokenServiceClient<Channel>,
+    caller: &str,
+    token_id: &str,
+    change: &str,
+) {
+    let mut client = client.clone();
+    let (organization_id, token_id) = (ORG.to_owned(), token_id.to_owned());
+    let done = match change {
+        "disable" => client
+            .update_api_token(with_bearer(
+                caller,
+                pb::UpdateApiTokenRequest {
+                    organization_id,
+                    token_id,
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        "rotate" => client
+            .rotate_api_token(with_bearer(
+                caller,
+                pb::RotateApiTokenRequest {
+                    organization_id,
+                    token_id,
+                    grace_period_seconds: 0,
+                },
+            ))
+            .await
+            .map(drop),
+        "delete" => client
+            .delete_api_token(with_bearer(
+                caller,
+                pb::DeleteApiTokenRequest {
+                    organization_id,
+                    token_id,
+                },
+            ))
+            .await
+            .map(drop),
+        "roles" => client
+            .update_api_token_roles(with_bearer(
+                caller,
+                pb::UpdateApiTokenRolesRequest {
+                    organization_id,
+                    token_id,
+                    roles: vec![pb::ApiTokenRole {
+                        entity_type: pb::api_token_role::EntityType::Workspace as i32,
+                        entity_id: "ws1".into(),
+                        role: "WORKSPACE_OWNER".into(),
+                        ..Default::default()
+                    }],
+                },
+            ))
+            .await
+            .map(drop),
+        other => panic!("no such change {other:?}"),
+    };
+    done.unwrap_or_else(|s| panic!("{change}: {s:?}"));
+}

@@ -14,7 +14,8 @@ use tokend::server::Application;
 use tonic::Code;
 
 use crate::helpers::{
-    Db, ORG, Replica, TestApp, TestDb, eventually, test_settings, with_bearer, workspace_token,
+    Db, Replica, TestApp, TestDb, change_token, eventually, test_settings, with_bearer,
+    workspace_token,
 };
 
 crate::both_databases!(
@@ -94,38 +95,7 @@ async fn changes_through_one_replica_reach_the_other_within_the_cache_bound(db: 
         // Warm B's cache with the token.
         assert!(authenticates(&mut b.client.clone(), &token.token, &probe).await);
         let changed = Instant::now();
-        match change {
-            "disable" => {
-                client_a
-                    .update_api_token(a.req(pb::UpdateApiTokenRequest {
-                        organization_id: ORG.into(),
-                        token_id: token.id.clone(),
-                        enabled: Some(false),
-                        ..Default::default()
-                    }))
-                    .await
-                    .unwrap();
-            }
-            "rotate" => {
-                client_a
-                    .rotate_api_token(a.req(pb::RotateApiTokenRequest {
-                        organization_id: ORG.into(),
-                        token_id: token.id.clone(),
-                        grace_period_seconds: 0,
-                    }))
-                    .await
-                    .unwrap();
-            }
-            _ => {
-                client_a
-                    .delete_api_token(a.req(pb::DeleteApiTokenRequest {
-                        organization_id: ORG.into(),
-                        token_id: token.id.clone(),
-                    }))
-                    .await
-                    .unwrap();
-            }
-        }
+        change_token(&a.client, &a.secret, &token.id, change).await;
         // A refuses at once; B within the bound.
         assert!(
             !authenticates(&mut client_a, &token.token, &probe).await,
