@@ -109,6 +109,25 @@ impl TokenId {
         Ok(Self(value.to_owned()))
     }
 
+    /// The 128 bits a generated id encodes (creation time in the top 48,
+    /// then 80 random ones); `None` for anything not of the generated shape
+    /// (an id named in a request that was never generated).
+    pub fn bits(&self) -> Option<u128> {
+        let bytes = self.0.as_bytes();
+        if bytes.len() != TOKEN_ID_LEN || bytes[0] > b'7' {
+            return None;
+        }
+        bytes.iter().try_fold(0u128, |value, byte| {
+            let digit = CROCKFORD.iter().position(|c| c == byte)?;
+            Some((value << 5) | digit as u128)
+        })
+    }
+
+    /// When a generated id says its token was created, Unix milliseconds.
+    pub fn created_at_millis(&self) -> Option<u64> {
+        self.bits().map(|bits| (bits >> 80) as u64)
+    }
+
     /// Rebuilds an id read back from the store, which only holds generated ids.
     pub fn from_stored(value: String) -> Self {
         Self(value)
@@ -222,6 +241,42 @@ impl fmt::Display for EntityId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_id_gives_back_its_bits_and_creation_time() {
+        let random = [0xa5, 1, 2, 3, 4, 5, 6, 7, 8, 0xff];
+        let id = TokenId::generate(1_764_000_000_123, random);
+        let bits = id.bits().unwrap();
+        assert_eq!(id.created_at_millis(), Some(1_764_000_000_123));
+        assert_eq!(
+            bits & ((1u128 << 80) - 1),
+            u128::from_be_bytes({
+                let mut b = [0u8; 16];
+                b[6..].copy_from_slice(&random);
+                b
+            })
+        );
+        // Two ids differing in one random bit have different bits.
+        let other = TokenId::generate(1_764_000_000_123, [0xa5, 1, 2, 3, 4, 5, 6, 7, 8, 0xfe]);
+        assert_ne!(other.bits(), Some(bits));
+    }
+
+    #[test]
+    fn an_id_not_of_the_generated_shape_has_no_bits() {
+        for text in [
+            "",
+            "abc",
+            "8zzzzzzzzzzzzzzzzzzzzzzzzz",
+            "0123456789abcdefghjkmnpqri",
+            "0123456789abcdefghjkmnpqrst",
+        ] {
+            let id = TokenId::from_stored(text.to_owned());
+            assert_eq!(id.bits(), None, "{text:?}");
+            assert_eq!(id.created_at_millis(), None, "{text:?}");
+        }
+        let top = TokenId::from_stored("7zzzzzzzzzzzzzzzzzzzzzzzzz".to_owned());
+        assert_eq!(top.bits(), Some(u128::MAX));
+    }
 
     #[test]
     fn a_requested_token_id_has_no_control_characters() {

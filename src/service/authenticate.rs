@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cache::CredentialCache;
 use super::error::Error;
+use super::live::Liveness;
 use super::throttle::AuthThrottle;
 use super::usage::{FailureRecorder, UsageRecorder};
 use crate::domain::ids::TokenId;
@@ -217,6 +218,10 @@ impl Authenticator {
 
     /// The token one of whose stored secrets (live or not) is `secret`.
     async fn find(&self, secret: &TokenSecret) -> Result<Option<Arc<DigestMatch>>, StoreError> {
+        if self.cache.live().check(secret.id()).await == Liveness::Dead {
+            self.cache.stats().dead_ids.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
         let digest = secret.digest();
         let found = self
             .cache

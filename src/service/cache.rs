@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::future::Cache;
 
+use super::live::LiveIds;
 use crate::domain::ids::TokenId;
 use crate::domain::secret::SecretDigest;
 use crate::store::{DigestMatch, StoreError};
@@ -57,6 +58,9 @@ pub struct CacheStats {
     pub hits: AtomicU64,
     /// Answers loaded from the store.
     pub misses: AtomicU64,
+    /// Secrets refused because their id is not a live token's, without
+    /// the cache or the store (see `service/live.rs`).
+    pub dead_ids: AtomicU64,
 }
 
 /// The cache. Cheap to clone.
@@ -68,6 +72,8 @@ pub struct CredentialCache {
     epoch: Arc<AtomicU64>,
     /// Whether the change feed is current, so cached answers may be used.
     synced: Arc<AtomicBool>,
+    /// The ids of live tokens, trusted only while the feed is current.
+    live: LiveIds,
     stats: Arc<CacheStats>,
 }
 
@@ -98,6 +104,9 @@ impl CredentialCache {
             // Until a change feed says otherwise: a cache without a feed
             // (tests of the cache itself) is current by construction.
             synced: Arc::new(AtomicBool::new(true)),
+            // Untrusted until the feed loads it: without a feed, every id
+            // may be live.
+            live: LiveIds::new(),
             stats: Arc::new(CacheStats::default()),
         }
     }
@@ -128,15 +137,19 @@ impl CredentialCache {
     /// with `keep`).
     pub fn desync_keeping(&self) {
         self.synced.store(false, Ordering::Release);
+        self.live.distrust();
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Uses the cache again once the feed is current, starting empty
     /// unless `keep` (a feed that caught up on every change it missed, so
-    /// each entry it held is either current or was invalidated).
+    /// each entry it held is either current or was invalidated, and the
+    /// live-id set noted every id created meanwhile). Without `keep`, the
+    /// feed loads the live-id set again first.
     pub fn resync(&self, keep: bool) {
         if keep {
             self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.live.retrust();
         } else {
             self.clear();
         }
@@ -154,6 +167,11 @@ impl CredentialCache {
     /// Whether there is a cache at all (capacity > 0).
     pub fn is_enabled(&self) -> bool {
         self.cache.is_some()
+    }
+
+    /// The ids of live tokens (loaded and kept by the feed).
+    pub fn live(&self) -> &LiveIds {
+        &self.live
     }
 
     /// Hit and miss counts.
@@ -194,9 +212,11 @@ impl CredentialCache {
         Ok(entry)
     }
 
-    /// Drops every entry of token `id` (all of its secrets). Negative entries
+    /// Drops every entry of token `id` (all of its secrets) and notes the
+    /// id as perhaps live (a change may be its creation). Negative entries
     /// stay: a new secret is random and cannot have been asked for before.
     pub fn invalidate_token(&self, id: &TokenId) {
+        self.live.note(id);
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(cache) = &self.cache {
             let id = id.clone();

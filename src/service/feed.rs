@@ -15,9 +15,15 @@
 //!   applies everything committed meanwhile, so the entries can be kept. A
 //!   reader that finds rows pruned before it saw them empties the cache.
 //!
+//! Both also keep the live-id set (`service/live.rs`): loaded when the feed
+//! starts or has missed changes, every changed id noted, and each
+//! heartbeat received (PostgreSQL) or read (SQLite) confirming it current
+//! up to when the beat was sent or the read began.
+//!
 //! Each change of state is one log line and the `tokend_change_feed_synced`
 //! gauge; rows older than [`KEEP`] are pruned.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -101,6 +107,27 @@ async fn listen(
         // next notification is never cancelled half-way through a message.
         let (tx, mut notifications) = mpsc::channel(1024);
         let reader = tokio::spawn(forward(listener, tx));
+        // Every token committed before the load is in it, every one
+        // committed after LISTEN took effect arrives as a notification.
+        let as_of = Instant::now();
+        let loaded = tokio::select! {
+            loaded = live_ids(&store) => loaded,
+            _ = stop.changed() => {
+                reader.abort();
+                return;
+            }
+        };
+        match loaded {
+            Ok(ids) => cache.live().load(ids, as_of),
+            Err(err) => {
+                reader.abort();
+                tracing::debug!(error = %err, "change feed: loading the live token ids failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        }
         // Everything committed before LISTEN took effect may be missing
         // from the cache's view: start empty.
         cache.resync(false);
@@ -111,9 +138,12 @@ async fn listen(
             tokio::select! {
                 next = notifications.recv() => match next {
                     Some(Ok(payload)) => {
-                        if !beats.received(&payload)
-                            && let Some(id) = TokenId::parse_generated(&payload)
-                        {
+                        if beats.received(&payload) {
+                            // Every change committed before that beat was
+                            // sent has been applied (delivery is in commit
+                            // order).
+                            cache.live().confirm(beats.confirmed);
+                        } else if let Some(id) = TokenId::parse_generated(&payload) {
                             cache.invalidate_token(&id);
                         }
                     }
@@ -138,6 +168,24 @@ async fn listen(
         reader.abort();
         cache.desync();
         tracing::warn!(error = %lost, "change feed: connection lost; the credential cache is bypassed until it listens again");
+    }
+}
+
+/// Rows per query when loading the live-id set.
+const LOAD_PAGE: u64 = 50_000;
+
+/// The ids of every token in `store`, as the live-id set holds them: pages
+/// of a primary-key range scan, so that no query runs long.
+async fn live_ids(store: &Store) -> Result<HashSet<u128>, StoreError> {
+    let mut ids = HashSet::new();
+    let mut after: Option<TokenId> = None;
+    loop {
+        let mut page = store.token_ids_after(after.as_ref(), LOAD_PAGE).await?;
+        ids.extend(page.iter().filter_map(TokenId::bits));
+        if (page.len() as u64) < LOAD_PAGE {
+            return Ok(ids);
+        }
+        after = page.pop();
     }
 }
 
@@ -240,6 +288,7 @@ async fn poll(
             _ = ticks.tick() => {}
             _ = stop.changed() => return,
         }
+        let started = Instant::now();
         let read = match cursor {
             // The cache was empty (bypassed) until now: start from here.
             None => store
@@ -251,10 +300,22 @@ async fn poll(
                 Changes::Lost { cursor } => (cursor, Vec::new(), false),
             }),
         };
+        // Without every change since the last read, the live-id set is
+        // loaded again (after the cursor was read, so nothing falls between).
+        let read = match read {
+            Ok((at, ids, false)) => live_ids(&store).await.map(|live| (at, ids, Some(live))),
+            Ok((at, ids, true)) => Ok((at, ids, None)),
+            Err(err) => Err(err),
+        };
         match read {
-            Ok((at, ids, keep)) => {
+            Ok((at, ids, reloaded)) => {
                 for id in &ids {
                     cache.invalidate_token(id);
+                }
+                let keep = reloaded.is_none();
+                match reloaded {
+                    Some(live) => cache.live().load(live, started),
+                    None => cache.live().confirm(started),
                 }
                 if !cache.is_synced() {
                     cache.resync(keep);

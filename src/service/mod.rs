@@ -11,6 +11,7 @@ pub mod authenticate;
 pub mod cache;
 pub mod error;
 pub mod feed;
+pub mod live;
 pub mod lookup;
 pub mod mint;
 pub mod reads;

@@ -62,6 +62,8 @@ impl Tokend {
             IssueError::Store(store) => name_conflict(store),
             IssueError::Random(e) => Error::Internal(e.to_string()),
         })?;
+        // Usable here at once; other replicas learn of it through the feed.
+        self.auth.cache().live().note(&token.id);
         tracing::info!(token_id = %token.id, "API token created");
         Ok(Issued { token, secret })
     }

@@ -18,6 +18,8 @@ mod transport;
 mod usage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -104,6 +106,8 @@ pub struct Store {
     /// How long SQLite waits for a lock (also how long [`Store::migrate`]
     /// retries a refused one).
     busy_timeout: Duration,
+    /// Statements run through `read` and `write`, for metrics.
+    statements: Arc<AtomicU64>,
 }
 
 /// The SQLite file the store opened, to notice when it is moved or replaced
@@ -143,6 +147,24 @@ fn same_file_only(opts: &mut ConnectOptions, file: &Option<SqliteFile>) {
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let mut store = Self::open(url, options).await?;
+        let statements = store.statements.clone();
+        for conn in [&mut store.read, &mut store.write] {
+            let statements = statements.clone();
+            conn.set_metric_callback(move |_| {
+                statements.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        Ok(store)
+    }
+
+    /// SQL statements run so far through the store's pools, inside
+    /// transactions or not.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         match DatabaseKind::of_url(url) {
             Some(DatabaseKind::Sqlite) => {
                 // Opening switches the file to WAL, which needs the lock a
@@ -193,6 +215,7 @@ impl Store {
             kind: DatabaseKind::Postgres,
             sqlite_file: None,
             busy_timeout: options.sqlite_busy_timeout,
+            statements: Arc::default(),
         })
     }
 
@@ -239,6 +262,7 @@ impl Store {
                 kind: DatabaseKind::Sqlite,
                 sqlite_file: None,
                 busy_timeout: busy,
+                statements: Arc::default(),
             });
         }
         let mut read_opts = ConnectOptions::new(url);
@@ -256,6 +280,7 @@ impl Store {
             kind: DatabaseKind::Sqlite,
             sqlite_file: file,
             busy_timeout: busy,
+            statements: Arc::default(),
         })
     }
 

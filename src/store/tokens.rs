@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 use super::audit::{self, EventScope};
@@ -270,6 +271,27 @@ impl Store {
                 token,
                 secret_expires_at_ms: secret.expires_at_ms,
             }))
+    }
+
+    /// Up to `limit` token ids greater than `after`, in id order: one page
+    /// of the live-id set's load (a primary-key range scan).
+    #[tracing::instrument(level = "debug", name = "db", skip_all, fields(op = "token_ids_after", system = self.kind.as_str()))]
+    pub async fn token_ids_after(
+        &self,
+        after: Option<&TokenId>,
+        limit: u64,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let _timer = super::DbTimer::start();
+        let mut query = api_token::Entity::find()
+            .select_only()
+            .column(api_token::Column::Id)
+            .order_by_asc(api_token::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(api_token::Column::Id.gt(after.as_str()));
+        }
+        let ids: Vec<String> = query.into_tuple().all(&self.read).await?;
+        Ok(ids.into_iter().map(TokenId::from_stored).collect())
     }
 
     /// Loads the roles and subjects of `rows`, keeping their order.

@@ -188,6 +188,18 @@ impl Collector for Live {
             "Credential lookups that went to the database",
             stats.misses.load(Ordering::Relaxed),
         )?;
+        counter(
+            &mut encoder,
+            "tokend_auth_dead_ids",
+            "Secrets refused from memory because their id is not a live token's (no cache entry, no query)",
+            stats.dead_ids.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tokend_db_statements",
+            "SQL statements this replica ran through its pools (not the change feed's listening connection)",
+            self.sources.tokend.store().statements(),
+        )?;
         let gauge = |encoder: &mut DescriptorEncoder, name, help, value: i64| {
             ConstGauge::new(value).encode(encoder.encode_descriptor(
                 name,
@@ -207,6 +219,16 @@ impl Collector for Live {
             "tokend_change_feed_synced",
             "1 while the change feed is current and the credential cache is in use; 0 while it is bypassed",
             i64::from(cache.is_synced()),
+        )?;
+        gauge(
+            &mut encoder,
+            "tokend_live_token_ids",
+            "Token ids in the in-memory live-id set (-1 while it is not trusted)",
+            if cache.live().is_trusted() {
+                cache.live().len() as i64
+            } else {
+                -1
+            },
         )?;
         let mut family = encoder.encode_descriptor(
             "tokend_auth_failures",

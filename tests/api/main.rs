@@ -21,6 +21,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod list;
+mod live_ids;
 mod lookup;
 mod reflection;
 mod replicas;
