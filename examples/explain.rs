@@ -1,4 +1,5 @@
-//! Prints the query plans of the List statement shapes on a database:
+//! Prints the query plans of the List statement shapes, and of the single
+//! statements behind a credential-cache miss and a Get, on a database:
 //! `cargo run --release --example explain -- --database-url URL --org org-bench`
 //! (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS)).
 
@@ -8,7 +9,7 @@ use tokend::domain::ids::OrganizationId;
 use tokend::domain::list::{ListInput, ListQuery};
 use tokend::domain::permission::Visibility;
 use tokend::domain::token::TokenKind;
-use tokend::store::list_statements;
+use tokend::store::{list_statements, read_statements};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -89,21 +90,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Database::connect(args.database_url.as_str()).await?;
     let backend = db.get_database_backend();
     let org = OrganizationId::parse("org", &args.org)?;
+    let mut explained: Vec<(String, Vec<(&str, Statement)>)> = Vec::new();
     for (name, input) in shapes() {
         let query = ListQuery::parse(&input).map_err(|v| format!("{v:?}"))?;
         let statements = list_statements(backend, &org, &query, &Visibility::All);
+        explained.push((
+            name.to_owned(),
+            vec![("count", statements.count), ("page", statements.page)],
+        ));
+    }
+    explained.push(("reads".to_owned(), read_statements(backend).into()));
+    for (name, statements) in explained {
         println!("### {name}");
-        for (what, statement) in [("count", statements.count), ("page", statements.page)] {
+        for (what, statement) in statements {
             let prefix = match backend {
                 DbBackend::Postgres => "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) ",
                 _ => "EXPLAIN QUERY PLAN ",
             };
-            let explained = Statement {
+            let explain = Statement {
                 sql: format!("{prefix}{}", statement.sql),
                 ..statement.clone()
             };
             println!("{what}: {}", statement.sql);
-            for row in db.query_all_raw(explained).await? {
+            for row in db.query_all_raw(explain).await? {
                 let line: String = match backend {
                     DbBackend::Postgres => row.try_get("", "QUERY PLAN")?,
                     _ => row.try_get("", "detail")?,

@@ -62,8 +62,23 @@ impl Tokend {
         org: &OrganizationId,
         id: &TokenId,
     ) -> Result<ApiToken, Error> {
-        let head = self.authorized_head(caller, org, id, Action::Read).await?;
-        Ok(self.store.complete(head).await?)
+        // One statement reads the whole token; what the caller may see is
+        // decided on it, and an absent token, one in another organization
+        // and an unreadable one are the same NOT_FOUND.
+        let token = self
+            .store
+            .get_token(org, id)
+            .await?
+            .ok_or(Error::NotFound(TOKEN))?;
+        let scope = TokenScope {
+            token_type: token.token_type,
+            entity_id: &token.entity_id,
+        };
+        caller
+            .principal
+            .authorize(org, scope, Action::Read)
+            .map_err(|denied| Error::denied(denied, TOKEN, Action::Read.as_str()))?;
+        Ok(token)
     }
 
     /// ListApiTokens: only what the caller may read is listed and counted.

@@ -33,7 +33,7 @@ pub use changes::{CHANNEL as CHANGE_CHANNEL, ChangeListener, Changes};
 pub use error::StoreError;
 pub use lifecycle::{Mutated, RoleGuard, Rotation};
 pub use list::{ListStatements, list_statements};
-pub use tokens::{CreateRecord, DigestMatch, TokenHead};
+pub use tokens::{CreateRecord, DigestMatch, TokenHead, read_statements};
 pub use transport::{PgTransport, check_postgres_transport};
 pub use usage::UsageRecord;
 

@@ -28,4 +28,5 @@ mod replicas;
 mod security;
 mod shutdown;
 mod stall;
+mod statements;
 mod tls;
