@@ -7,14 +7,18 @@ deploy/envoy/envoy.yaml. `.ci/rest` starts both and sets:
   REST_ORG      that organization
   REST_DB       sqlite | postgres
   REST_PG_URL   (postgres only) the admin URL and REST_PG_DB the database name
+  REST_SQLITE_PATH  (sqlite only) the database file
 
 Only the standard library talks HTTP, so a request here is exactly what curl
 would send.
 """
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -172,3 +176,33 @@ def call_large(method, path, data, secret=None):
     status_line, _, rest = answer.partition(b"\r\n")
     headers, _, body = rest.partition(b"\r\n\r\n")
     return Response(int(status_line.split()[1]), headers, body)
+
+
+@contextlib.contextmanager
+def writes_held():
+    """Holds the database's write lock for the block, so that every write
+    tokend starts waits (reads still answer: SQLite's WAL readers, and
+    PostgreSQL's EXCLUSIVE mode lets SELECT through). Released in any case
+    when the block ends."""
+    if os.environ.get("REST_DB") == "postgres":
+        admin, name = os.environ["REST_PG_URL"], os.environ["REST_PG_DB"]
+        url = admin.rsplit("/", 1)[0] + "/" + name
+        session = subprocess.Popen(["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1"], text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            session.stdin.write("begin;\nlock table api_tokens in exclusive mode;\nselect 'held';\n")
+            session.stdin.flush()
+            # The answer comes once the lock is held.
+            assert session.stdout.readline().strip() == "held", "psql did not take the lock"
+            yield
+        finally:
+            session.communicate("rollback;\n", timeout=30)
+    else:
+        db = sqlite3.connect(os.environ["REST_SQLITE_PATH"], timeout=10, isolation_level=None)
+        try:
+            db.execute("begin immediate")
+            yield
+        finally:
+            if db.in_transaction:
+                db.execute("rollback")
+            db.close()
