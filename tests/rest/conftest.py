@@ -8,6 +8,8 @@ deploy/envoy/envoy.yaml. `.ci/rest` starts both and sets:
   REST_DB       sqlite | postgres
   REST_PG_URL   (postgres only) the admin URL and REST_PG_DB the database name
   REST_SQLITE_PATH  (sqlite only) the database file
+  REST_THROTTLED_URL  a second sidecar, in front of a second tokend on the
+                same database with --auth-failure-threshold 3
 
 Only the standard library talks HTTP, so a request here is exactly what curl
 would send.
@@ -49,13 +51,14 @@ class Response:
         return f"<{self.status} {self.raw[:400]!r}>"
 
 
-def call(method, path, body=None, secret=None, headers=None, raw=None):
-    """One HTTP request through the sidecar. `secret=None` uses the bootstrap
-    owner; `secret=""` sends no Authorization header."""
+def call(method, path, body=None, secret=None, headers=None, raw=None, base=None):
+    """One HTTP request through the sidecar (`base`: another one).
+    `secret=None` uses the bootstrap owner; `secret=""` sends no
+    Authorization header."""
     if secret is None:
         secret = SECRET
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(BASE + path, data=data, method=method)
+    request = urllib.request.Request((base or BASE) + path, data=data, method=method)
     if data is not None:
         request.add_header("content-type", "application/json")
     if secret:
