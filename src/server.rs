@@ -211,8 +211,9 @@ impl Application {
         }
         let api =
             ApiTokenServiceServer::new(api).max_decoding_message_size(limits.max_message_size);
+        // No `.timeout()`: the guard holds every call to its deadline and
+        // answers DEADLINE_EXCEEDED, where tonic's would answer CANCELLED.
         let serve = builder
-            .timeout(limits.request_timeout)
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_max_header_list_size(limits.max_header_list_size)
             .http2_keepalive_interval(Some(limits.keepalive_interval))

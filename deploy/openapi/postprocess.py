@@ -49,9 +49,11 @@ ERRORS = {
     "404": "NOT_FOUND: the token is absent, deleted, or in an organization the caller cannot see; or no such path.",
     "413": "The request body is over the sidecar's 64 KiB cap.",
     "431": "The request line and headers are over the sidecar's 16 KiB cap.",
-    "429": "RESOURCE_EXHAUSTED: too many failed authentications from this address.",
+    "429": "RESOURCE_EXHAUSTED: too many failed authentications from this address, "
+    "or too many calls in flight from it.",
     "503": "UNAVAILABLE: the database or tokend is unreachable, or tokend is shedding load.",
-    "504": "DEADLINE_EXCEEDED: the call ran past its deadline.",
+    "504": "DEADLINE_EXCEEDED: the call ran past its deadline (tokend's --request-timeout, a shorter "
+    "grpc-timeout header, or the sidecar's 15 s).",
 }
 WRITE_ERRORS = {
     "409": "ALREADY_EXISTS: another token in this scope has that name.",

@@ -37,6 +37,14 @@
 //!   RESOURCE_EXHAUSTED (its own condition, HTTP 429); a full shared budget
 //!   is UNAVAILABLE (the server's, worth retrying elsewhere).
 //!
+//! Every call, health included, also has a deadline: the caller's
+//! `grpc-timeout` capped by `--request-timeout` (`deadline`). It bounds the
+//! wait for the response headers, so a stream (health Watch, reflection)
+//! is held to it only until it starts answering. Past it the call is
+//! dropped and answered DEADLINE_EXCEEDED (REST: 504). This replaces
+//! tonic's `Server::timeout`, which answers CANCELLED ("the caller gave
+//! up", REST 499) although nobody gave up.
+//!
 //! What remains: an attacker with many addresses and well-formed forged
 //! secrets can still fill the main budget, a body deadline at a time. Taking
 //! the main slot only after authentication (an auth layer that puts the
@@ -48,6 +56,7 @@
 
 mod body;
 mod budget;
+mod deadline;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +69,7 @@ use tracing::Instrument;
 
 pub use body::{BodyEnd, WatchedBody};
 pub use budget::{Budgets, Clients, Shed, Ticket, has_credential_shape};
+pub use deadline::call_deadline;
 
 use crate::config::Settings;
 use crate::telemetry::metrics::{CallLabels, Metrics, code_name, method_label};
@@ -75,11 +85,13 @@ const MAX_REQUEST_ID: usize = 128;
 pub struct GuardLayer {
     budgets: Budgets,
     body_timeout: Duration,
+    request_timeout: Duration,
     metrics: Metrics,
 }
 
 impl GuardLayer {
-    /// Budgets and the body deadline from `settings.limits`; credentials of
+    /// Budgets, the body deadline and the call deadline from
+    /// `settings.limits`; credentials of
     /// the deployment's prefix; clients told apart as the throttle does.
     pub fn new(settings: &Settings, metrics: Metrics) -> Self {
         let clients = Clients {
@@ -90,6 +102,7 @@ impl GuardLayer {
         Self {
             budgets: Budgets::new(limits, settings.token_prefix.clone(), clients),
             body_timeout: limits.request_body_timeout,
+            request_timeout: limits.request_timeout,
             metrics,
         }
     }
@@ -103,6 +116,7 @@ impl<S> Layer<S> for GuardLayer {
             inner,
             budgets: self.budgets.clone(),
             body_timeout: self.body_timeout,
+            request_timeout: self.request_timeout,
             metrics: self.metrics.clone(),
         }
     }
@@ -114,6 +128,7 @@ pub struct Guard<S> {
     inner: S,
     budgets: Budgets,
     body_timeout: Duration,
+    request_timeout: Duration,
     metrics: Metrics,
 }
 
@@ -144,6 +159,7 @@ where
         let started = Instant::now();
         let method = method_label(request.uri().path());
         let request_id = request_id(request.headers().get(REQUEST_ID));
+        let call_deadline = call_deadline(request.headers(), self.request_timeout);
         let exempt = method.starts_with("grpc.health.");
         let ticket = if exempt {
             None
@@ -178,6 +194,10 @@ where
                         metrics.observe_body_timeout();
                         tracing::debug!("request body incomplete at the deadline");
                         Ok(refusal(body_timeout_status(deadline)))
+                    }
+                    () = tokio::time::sleep(call_deadline) => {
+                        tracing::debug!("call deadline passed");
+                        Ok(refusal(call_deadline_status(call_deadline)))
                     }
                 };
                 drop(ticket);
@@ -248,6 +268,13 @@ fn body_timeout_status(deadline: Option<Duration>) -> tonic::Status {
     tonic::Status::deadline_exceeded(format!(
         "request body not received in full within {} ms of its headers",
         deadline.unwrap_or_default().as_millis()
+    ))
+}
+
+fn call_deadline_status(deadline: Duration) -> tonic::Status {
+    tonic::Status::deadline_exceeded(format!(
+        "call deadline of {} ms passed (the shorter of grpc-timeout and the server's)",
+        deadline.as_millis()
     ))
 }
 

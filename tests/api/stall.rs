@@ -88,9 +88,7 @@ impl Attack {
                     match status {
                         None => return,
                         // Ended at a deadline: the slot it held is free again.
-                        Some(code)
-                            if code == Code::DeadlineExceeded as i32
-                                || code == Code::Cancelled as i32 => {}
+                        Some(code) if code == Code::DeadlineExceeded as i32 => {}
                         // Shed: the budget is full, nothing to refill.
                         Some(_) => target -= 1,
                     }

@@ -86,8 +86,10 @@ def networkpolicy_problems(policy, pod_labels):
     api_peer = {"podSelector": {"matchExpressions": [
         {"key": CLIENT_LABEL[0], "operator": "In", "values": [CLIENT_LABEL[1]]}]}}
     metrics_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}
-    expected = [({(p, "TCP") for p in API_PORTS}, [api_peer]), ({(METRICS_PORT, "TCP")}, [metrics_peer])]
-    actual = [(ports_of(rule), rule.get("from")) for rule in ingress]
+    # Port sets as sorted lists: a set's repr follows string hashing, which
+    # PYTHONHASHSEED changes from run to run.
+    expected = [(sorted((p, "TCP") for p in API_PORTS), [api_peer]), ([(METRICS_PORT, "TCP")], [metrics_peer])]
+    actual = [(sorted(ports_of(rule)), rule.get("from")) for rule in ingress]
     if sorted(map(repr, actual)) != sorted(map(repr, expected)):
         problems.append(f"ingress is {actual}, not API ports {sorted(API_PORTS)} from pods labelled "
                         f"{CLIENT_LABEL[0]}={CLIENT_LABEL[1]} in the namespace and {METRICS_PORT} from "

@@ -7,14 +7,20 @@ deploy/envoy/envoy.yaml. `.ci/rest` starts both and sets:
   REST_ORG      that organization
   REST_DB       sqlite | postgres
   REST_PG_URL   (postgres only) the admin URL and REST_PG_DB the database name
+  REST_SQLITE_PATH  (sqlite only) the database file
+  REST_THROTTLED_URL  a second sidecar, in front of a second tokend on the
+                same database with --auth-failure-threshold 3
 
 Only the standard library talks HTTP, so a request here is exactly what curl
 would send.
 """
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -45,13 +51,14 @@ class Response:
         return f"<{self.status} {self.raw[:400]!r}>"
 
 
-def call(method, path, body=None, secret=None, headers=None, raw=None):
-    """One HTTP request through the sidecar. `secret=None` uses the bootstrap
-    owner; `secret=""` sends no Authorization header."""
+def call(method, path, body=None, secret=None, headers=None, raw=None, base=None):
+    """One HTTP request through the sidecar (`base`: another one).
+    `secret=None` uses the bootstrap owner; `secret=""` sends no
+    Authorization header."""
     if secret is None:
         secret = SECRET
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(BASE + path, data=data, method=method)
+    request = urllib.request.Request((base or BASE) + path, data=data, method=method)
     if data is not None:
         request.add_header("content-type", "application/json")
     if secret:
@@ -172,3 +179,33 @@ def call_large(method, path, data, secret=None):
     status_line, _, rest = answer.partition(b"\r\n")
     headers, _, body = rest.partition(b"\r\n\r\n")
     return Response(int(status_line.split()[1]), headers, body)
+
+
+@contextlib.contextmanager
+def writes_held():
+    """Holds the database's write lock for the block, so that every write
+    tokend starts waits (reads still answer: SQLite's WAL readers, and
+    PostgreSQL's EXCLUSIVE mode lets SELECT through). Released in any case
+    when the block ends."""
+    if os.environ.get("REST_DB") == "postgres":
+        admin, name = os.environ["REST_PG_URL"], os.environ["REST_PG_DB"]
+        url = admin.rsplit("/", 1)[0] + "/" + name
+        session = subprocess.Popen(["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1"], text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            session.stdin.write("begin;\nlock table api_tokens in exclusive mode;\nselect 'held';\n")
+            session.stdin.flush()
+            # The answer comes once the lock is held.
+            assert session.stdout.readline().strip() == "held", "psql did not take the lock"
+            yield
+        finally:
+            session.communicate("rollback;\n", timeout=30)
+    else:
+        db = sqlite3.connect(os.environ["REST_SQLITE_PATH"], timeout=10, isolation_level=None)
+        try:
+            db.execute("begin immediate")
+            yield
+        finally:
+            if db.in_transaction:
+                db.execute("rollback")
+            db.close()

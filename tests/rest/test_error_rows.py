@@ -1,10 +1,16 @@
 """The OpenAPI's error rows that no other REST test sent through Envoy
-(issue 14.5): 409 on a duplicate name, and 400 / 403 from Update, Roles and
+(issue 14.5): 409 on a duplicate name; 400 / 403 from Update, Roles and
 Rotate on a token that exists (a 404 would come before validation and prove
-nothing)."""
+nothing); 429 for a client over its in-flight share and 504 for a call past
+its deadline, both while the database holds every write back."""
 
-from conftest import call, create, ok, unique
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import call, create, ok, unique, writes_held
 from test_rest import ORG, error, lookup, token_path
+
+# tokend's --max-in-flight-per-client, as .ci/rest leaves it (the default).
+PER_CLIENT = 64
 
 
 def violations(body):
@@ -78,3 +84,54 @@ def test_update_roles_and_rotate_refuse_a_caller_that_may_not_with_403():
         error(response, 403, 7)
     assert ok(call("GET", path))["shortToken"] == target["shortToken"], "not rotated"
     assert ok(lookup(target["token"]))["enabled"] is False, "still disabled"
+
+
+def test_a_client_over_its_in_flight_share_is_429():
+    # Every REST call reaches tokend from the sidecar with the same
+    # forwarded address, so they all count against one client's share. The
+    # writes wait on the lock (until --database-timeout, then 503), holding
+    # their slots; the ones past the share are refused at once. Nothing in
+    # between caps them first: Envoy's circuit breakers allow 1024 requests
+    # and opens another upstream connection past 100 streams, tokend allows
+    # 128 streams per connection and 256 calls in flight.
+    calls = PER_CLIENT + 36
+    path = f"/iam/v1beta1/organizations/{ORG}/tokens"
+
+    def one(i):
+        return call("POST", path, {"name": unique(f"share-{i}"), "type": "WORKSPACE",
+                                   "role": "WORKSPACE_MEMBER", "entityId": unique("ws")})
+
+    with writes_held():
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            responses = list(pool.map(one, range(calls)))
+    by_status = {}
+    for response in responses:
+        by_status.setdefault(response.status, []).append(response)
+    assert set(by_status) <= {200, 429, 503}, {s: r[:1] for s, r in by_status.items()}
+    refused = by_status.get(429, [])
+    assert refused, {s: len(r) for s, r in by_status.items()}
+    assert len(refused) <= calls - PER_CLIENT, {s: len(r) for s, r in by_status.items()}
+    for response in refused:
+        body = error(response, 429, 8)
+        assert "in flight" in body["message"], body
+    for response in by_status.get(503, []):
+        error(response, 503, 14)
+    # The slots came back: the same client is served again.
+    token = create()
+    assert ok(call("GET", token_path(token["id"])))["id"] == token["id"]
+
+
+def test_a_call_past_its_deadline_is_504():
+    # The client's grpc-timeout reaches tokend through the sidecar; it is
+    # shorter than --database-timeout, so the deadline ends the call, not
+    # the database's 503.
+    name = unique("late")
+    with writes_held():
+        response = call("POST", f"/iam/v1beta1/organizations/{ORG}/tokens",
+                        {"name": name, "type": "ORGANIZATION", "role": "ORGANIZATION_MEMBER"},
+                        headers={"grpc-timeout": "500m"})
+    body = error(response, 504, 4)
+    assert "deadline" in body["message"], body
+    # The abandoned write did not land (the name would be taken: 409), and
+    # the service writes again.
+    create(name=name, type_="ORGANIZATION", role="ORGANIZATION_MEMBER")
