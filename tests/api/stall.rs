@@ -30,10 +30,12 @@ struct Headers {
 }
 
 /// A client that keeps `streams` header-only calls open: it sends the
-/// request headers and never the body. A call the server sheds is not
-/// reopened; one it ends at a deadline (it held a slot until then) is
-/// reopened at once, so whatever budget the streams took stays taken for as
-/// long as the attack lasts.
+/// request headers and never the body. A call the server ends at a deadline
+/// (it held a slot until then) is reopened at once, one it sheds 200 ms
+/// later, so whatever budget the streams can take stays taken for as long
+/// as the attack lasts (had shed calls not been reopened, slots freed at a
+/// deadline could go to another connection's retry, which was then shed,
+/// and on a busy machine the attack shrank below the budget it aims at).
 struct Attack {
     tasks: Vec<JoinHandle<()>>,
 }
@@ -57,7 +59,7 @@ impl Attack {
             let (addr, headers) = (app.addr, headers.clone());
             tasks.push(tokio::spawn(async move {
                 let mut open = FuturesUnordered::new();
-                let mut target = count;
+                let target = count;
                 loop {
                     while open.len() < target {
                         let Ok(mut ready) = send.clone().ready().await else {
@@ -89,8 +91,8 @@ impl Attack {
                         None => return,
                         // Ended at a deadline: the slot it held is free again.
                         Some(code) if code == Code::DeadlineExceeded as i32 => {}
-                        // Shed: the budget is full, nothing to refill.
-                        Some(_) => target -= 1,
+                        // Shed: the budget is full; try again shortly.
+                        Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                     }
                 }
             }));
