@@ -76,15 +76,15 @@ pub fn events(events: Events) -> pb::ListAuditEventsResponse {
 /// The Dynatrace-shaped metadata Lookup returns. Its `id` is
 /// `<prefix>.<public>`; `scopes` come from the permission matrix.
 pub fn metadata(lookup: Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
-    let token = &lookup.found.token;
+    let token = &lookup.found;
     pb::ApiTokenMetadata {
         last_used_date: lookup.last_used_at.map(timestamp),
         last_used_ip_address: lookup.last_used_ip.unwrap_or_default(),
         expiration_date: token.end_at.map(timestamp),
         personal_access_token: false,
-        name: token.name.clone(),
+        name: token.name.to_string(),
         id: format!("{}.{}", prefix.as_str(), token.id),
-        owner: token.created_by.display_name().to_owned(),
+        owner: token.owner.to_string(),
         creation_date: Some(timestamp(token.created_at)),
         enabled: token.enabled,
         scopes: lookup.scopes,

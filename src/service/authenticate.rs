@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::cache::CredentialCache;
+use super::cache::{Credential, CredentialCache};
 use super::error::Error;
 use super::live::Liveness;
 use super::throttle::AuthThrottle;
@@ -19,8 +19,7 @@ use crate::domain::permission::Principal;
 use crate::domain::secret::TokenSecret;
 use crate::domain::subject::Subject;
 use crate::domain::time::{now_millis, now_seconds};
-use crate::domain::token::ApiToken;
-use crate::store::{DigestMatch, FailedToken, Store, StoreError};
+use crate::store::{FailedToken, Store, StoreError};
 
 /// What a request presented, as the transport read it.
 #[derive(Debug)]
@@ -152,15 +151,14 @@ impl Authenticator {
                 });
             }
         };
-        let token = &found.token;
         let ip = client.map(|ip| ip.to_string());
-        self.usage.record(&token.id, now, ip.as_deref());
+        self.usage.record(&found.id, now, ip.as_deref());
         Ok(Caller {
-            token_id: token.id.clone(),
-            name: token.name.clone(),
+            token_id: found.id.clone(),
+            name: found.name.to_string(),
             principal: Principal {
-                organization: token.organization_id.clone(),
-                roles: token.roles.clone(),
+                organization: found.organization_id.clone(),
+                roles: found.roles.to_vec(),
             },
             ip,
         })
@@ -178,7 +176,7 @@ impl Authenticator {
         &self,
         secret: Result<TokenSecret, &'static str>,
         now: i64,
-    ) -> Result<Result<Arc<DigestMatch>, Refusal>, StoreError> {
+    ) -> Result<Result<Arc<Credential>, Refusal>, StoreError> {
         let secret = match secret {
             Ok(secret) => secret,
             Err(reason) => return Ok(Err(Refusal::anonymous(reason))),
@@ -189,7 +187,7 @@ impl Authenticator {
         let Some(found) = self.find(&secret).await? else {
             return Ok(Err(Refusal::anonymous("unknown or revoked secret")));
         };
-        let token = &found.token;
+        let token = &found;
         let now_ms = now_ms();
         let refusal = if found.secret_expires_at_ms.is_some_and(|end| now_ms >= end) {
             Some("secret rotated out")
@@ -217,7 +215,7 @@ impl Authenticator {
     }
 
     /// The token one of whose stored secrets (live or not) is `secret`.
-    async fn find(&self, secret: &TokenSecret) -> Result<Option<Arc<DigestMatch>>, StoreError> {
+    async fn find(&self, secret: &TokenSecret) -> Result<Option<Arc<Credential>>, StoreError> {
         if self.cache.live().check(secret.id()).await == Liveness::Dead {
             self.cache.stats().dead_ids.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -227,7 +225,7 @@ impl Authenticator {
             .cache
             .get_or_load(&digest, self.store.find_by_digest(&digest))
             .await?;
-        Ok(found.filter(|m| &m.token.id == secret.id()))
+        Ok(found.filter(|m| &m.id == secret.id()))
     }
 
     /// The token a well-formed secret belongs to, if it is live (exists, and
@@ -236,7 +234,7 @@ impl Authenticator {
     pub async fn resolve(
         &self,
         secret: &TokenSecret,
-    ) -> Result<Option<Arc<DigestMatch>>, StoreError> {
+    ) -> Result<Option<Arc<Credential>>, StoreError> {
         let now_ms = now_ms();
         Ok(self
             .find(secret)
@@ -249,9 +247,10 @@ impl Authenticator {
         self.usage.last_written(id)
     }
 
-    /// Records a use of `token` (Lookup counts as a use of the token looked up).
-    pub fn record_use(&self, token: &ApiToken, ip: Option<&str>) {
-        self.usage.record(&token.id, now_seconds(), ip);
+    /// Records a use of token `id` (Lookup counts as a use of the token
+    /// looked up).
+    pub fn record_use(&self, id: &TokenId, ip: Option<&str>) {
+        self.usage.record(id, now_seconds(), ip);
     }
 }
 

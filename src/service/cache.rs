@@ -18,8 +18,10 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use super::live::LiveIds;
-use crate::domain::ids::TokenId;
+use crate::domain::ids::{EntityId, OrganizationId, TokenId};
+use crate::domain::role::RoleBinding;
 use crate::domain::secret::SecretDigest;
+use crate::domain::token::TokenType;
 use crate::store::{DigestMatch, StoreError};
 
 /// Cache settings.
@@ -33,8 +35,72 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
 }
 
-/// A cached answer: the token, or `None` for a secret that matches nothing.
-type Entry = Option<Arc<DigestMatch>>;
+/// What the cache keeps of a token found by one of its secrets: what
+/// authentication decides on and what Lookup answers, nothing else (no
+/// description, no subjects beyond the owner's display name), so that an
+/// entry stays small (issue 16: at most 512 bytes with moka's own
+/// overhead; `bench/run.sh fleet` measures it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The token's id.
+    pub id: TokenId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Its type.
+    pub token_type: TokenType,
+    /// Its organization, workspace or deployment.
+    pub entity_id: EntityId,
+    /// Its name.
+    pub name: Box<str>,
+    /// Its creator's display name (Lookup's `owner`).
+    pub owner: Box<str>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Start of its validity, Unix seconds.
+    pub start_at: i64,
+    /// End of its validity, Unix seconds.
+    pub end_at: Option<i64>,
+    /// When it was created, Unix seconds.
+    pub created_at: i64,
+    /// Its last use when loaded, Unix seconds.
+    pub last_used_at: Option<i64>,
+    /// The address of that use.
+    pub last_used_ip: Option<Box<str>>,
+    /// Its role bindings.
+    pub roles: Box<[RoleBinding]>,
+    /// When this particular secret stops working, Unix milliseconds (set
+    /// only for a secret rotated out with a grace period).
+    pub secret_expires_at_ms: Option<i64>,
+}
+
+impl From<DigestMatch> for Credential {
+    fn from(found: DigestMatch) -> Self {
+        let DigestMatch {
+            token,
+            secret_expires_at_ms,
+        } = found;
+        Self {
+            owner: token.created_by.display_name().into(),
+            id: token.id,
+            organization_id: token.organization_id,
+            token_type: token.token_type,
+            entity_id: token.entity_id,
+            name: token.name.into_boxed_str(),
+            enabled: token.enabled,
+            start_at: token.start_at,
+            end_at: token.end_at,
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+            last_used_ip: token.last_used_ip.map(String::into_boxed_str),
+            roles: token.roles.into_boxed_slice(),
+            secret_expires_at_ms,
+        }
+    }
+}
+
+/// A cached answer: the credential, or `None` for a secret that matches
+/// nothing.
+type Entry = Option<Arc<Credential>>;
 
 struct EntryExpiry {
     ttl: Duration,
@@ -196,7 +262,7 @@ impl CredentialCache {
     {
         let Some(cache) = self.cache.as_ref().filter(|_| self.is_synced()) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(load.await?.map(Arc::new));
+            return Ok(load.await?.map(|found| Arc::new(found.into())));
         };
         if let Some(entry) = cache.get(digest).await {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -204,7 +270,7 @@ impl CredentialCache {
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         let epoch = self.epoch.load(Ordering::Acquire);
-        let entry = load.await?.map(Arc::new);
+        let entry = load.await?.map(|found| Arc::new(Credential::from(found)));
         cache.insert(*digest, entry.clone()).await;
         if self.epoch.load(Ordering::Acquire) != epoch {
             cache.invalidate(digest).await;
@@ -221,7 +287,7 @@ impl CredentialCache {
         if let Some(cache) = &self.cache {
             let id = id.clone();
             let registered = cache.invalidate_entries_if(move |_, entry| {
-                entry.as_ref().is_some_and(|found| found.token.id == id)
+                entry.as_ref().is_some_and(|found| found.id == id)
             });
             if let Err(err) = registered {
                 // Only possible if the cache was built without closure
@@ -318,7 +384,7 @@ mod tests {
             let got = cache
                 .get_or_load(&digest(1), store.load(Some(found(1))))
                 .await;
-            assert_eq!(got.unwrap().unwrap().token.id, id(1));
+            assert_eq!(got.unwrap().unwrap().id, id(1));
         }
         assert_eq!(store.loads(), 1, "served from the cache");
         assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 2);

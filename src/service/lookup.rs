@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use super::cache::Credential;
 use super::{Caller, Error, TOKEN, Tokend};
 use crate::domain::FieldViolation;
 use crate::domain::permission;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
-use crate::store::DigestMatch;
 
 /// What Lookup answers: the token, and the scopes its roles give it.
 #[derive(Debug)]
 pub struct Lookup {
     /// The token the secret belongs to.
-    pub found: Arc<DigestMatch>,
+    pub found: Arc<Credential>,
     /// Its scopes (see `permission::scopes`).
     pub scopes: Vec<String>,
     /// Its last use as stored: the newer of what the cached entry holds
@@ -35,13 +35,14 @@ impl Tokend {
             .resolve(&secret)
             .await?
             .ok_or(Error::NotFound(TOKEN))?;
-        self.auth.record_use(&found.token, caller.ip.as_deref());
-        let scopes = permission::scopes(&found.token.organization_id, &found.token.roles);
-        let (last_used_at, last_used_ip) = match self.auth.last_written_use(&found.token.id) {
-            Some((at, ip)) if found.token.last_used_at.is_none_or(|cached| at > cached) => {
-                (Some(at), ip)
-            }
-            _ => (found.token.last_used_at, found.token.last_used_ip.clone()),
+        self.auth.record_use(&found.id, caller.ip.as_deref());
+        let scopes = permission::scopes(&found.organization_id, &found.roles);
+        let (last_used_at, last_used_ip) = match self.auth.last_written_use(&found.id) {
+            Some((at, ip)) if found.last_used_at.is_none_or(|cached| at > cached) => (Some(at), ip),
+            _ => (
+                found.last_used_at,
+                found.last_used_ip.as_deref().map(str::to_owned),
+            ),
         };
         Ok(Lookup {
             found,
