@@ -5,6 +5,11 @@
 #   bench/run.sh e2e sqlite|postgres      # no-op baseline, Lookup, Get, List; RSS; writes per flush
 #   bench/run.sh list sqlite|postgres     # List over 1,000,000 seeded tokens, per filter and sort; RSS with a warm 100k cache
 #   bench/run.sh lag sqlite|postgres      # revocation lag across two replicas, default settings (TRIALS, default 200)
+#   bench/run.sh fleet sqlite|postgres    # issue 16.5: 1M tokens seeded (once, kept in $BENCH_FLEET_DIR); Lookups
+#                                         # uniform over 100k known secrets at 16 and 128 in flight (cold pass, then
+#                                         # warm, hit ratio), one token warm, malformed, unknown id, wrong secret,
+#                                         # Get, List 20, each after its own no-op run; RSS with
+#                                         # 100k and 1M cached credentials
 #
 # Needs: a release build (`cargo build --release --bins --examples`), and for
 # postgres a server at $BENCH_PG (default postgres://postgres@127.0.0.1:5432).
@@ -31,6 +36,9 @@ case "$db:$mode" in
   sqlite:e2e|sqlite:lag) url="sqlite://$work/tokend.db?mode=rwc" ;;
   postgres:e2e|postgres:lag) name=tokend_bench_$$; psql "$PG/postgres" -qc "CREATE DATABASE $name"; url="$PG/$name" ;;
   sqlite:list) url="sqlite://${BENCH_SEEDED_SQLITE:-/tmp/seed1/tokend.db}?mode=rwc" ;;
+  sqlite:fleet) fleet=${BENCH_FLEET_DIR:-/tmp/fleet}/sqlite; mkdir -p "$fleet"; url="sqlite://$fleet/tokend.db?mode=rwc" ;;
+  postgres:fleet) fleet=${BENCH_FLEET_DIR:-/tmp/fleet}/postgres; mkdir -p "$fleet"; url="$PG/tokend_fleet1m"
+    [ -f "$fleet/owner.txt" ] || { psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS tokend_fleet1m WITH (FORCE)"; psql "$PG/postgres" -qc "CREATE DATABASE tokend_fleet1m"; } ;;
   postgres:list) url="$PG/${BENCH_SEEDED_PG:-tokend_seed1m}" ;;
 esac
 export TOKEND_DATABASE_URL=$url
@@ -47,7 +55,48 @@ serve() {
 }
 load() { "$EX/loadgen" --addr "http://127.0.0.1:$port" "$@"; }
 
-if [ "$mode" = lag ]; then
+# The row `$2` (a loadgen line) with its ratio to the no-op line `$1`.
+ratio() { python3 -c 'import json,sys; n=json.loads(sys.argv[1]); r=json.loads(sys.argv[2]); r["ratio_to_noop"]=round(r["rps"]/n["rps"],3); print(json.dumps(r))' "$1" "$2"; }
+counter() { metric "$1" | head -1; }
+
+if [ "$mode" = fleet ]; then
+  if [ ! -f "$fleet/owner.txt" ]; then
+    # Every token's secret is kept (expired ones too: Lookup by another
+    # caller still finds them), so that 1M distinct credentials can be cached.
+    started=$(date +%s)
+    "$EX/seed" --tokens "${FLEET_TOKENS:-1000000}" --secrets "${FLEET_TOKENS:-1000000}" --all-secrets \
+      --secrets-out "$fleet/secrets.txt" | tail -1 > "$fleet/owner.txt"
+    emit "{\"row\":\"seed\",\"db\":\"$db\",\"tokens\":${FLEET_TOKENS:-1000000},\"seconds\":$(( $(date +%s) - started ))}"
+  fi
+  export LOADGEN_SECRET=$(cat "$fleet/owner.txt")
+  head -n "${FLEET_KNOWN:-100000}" "$fleet/secrets.txt" > "$work/known.txt"
+  "$BIN" migrate
+  serve --auth-cache-capacity 1100000 --max-in-flight-per-client 0 # 128 in flight from one load generator
+  until [ "$(metric tokend_live_token_ids)" != "-1" ] && [ -n "$(metric tokend_live_token_ids)" ]; do sleep 0.2; done
+  emit "{\"row\":\"rss_idle_kb\",\"db\":\"$db\",\"live_token_ids\":$(metric tokend_live_token_ids),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  # Every row is preceded by its own no-op run (same concurrency): the
+  # machine is shared and its speed drifts within a sitting.
+  noop() { local line; line=$(load --scenario noop --concurrency "$1" --duration "$DURATION" --label "$db noop c$1"); emit "$line"; echo "$line" > "$work/noop"; }
+  noop 16
+  # Cold: every secret of the known set once (each a miss).
+  cold=$(load --scenario warm-cache --secrets-file "$work/known.txt" --concurrency 16)
+  emit "{\"row\":\"fleet_cold_c16\",\"db\":\"$db\",\"warm\":$cold,\"rps\":$(python3 -c "import json,sys; w=json.loads(sys.argv[1]); print(round(w['secrets']/w['seconds']))" "$cold"),\"noop_rps\":$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rps'])" "$(cat "$work/noop")")}"
+  for c in 16 128; do
+    noop "$c"
+    h0=$(counter tokend_auth_cache_hits_total); m0=$(counter tokend_auth_cache_misses_total)
+    line=$(load --scenario fleet --secrets-file "$work/known.txt" --concurrency "$c" --duration "$DURATION" --label "$db fleet c$c")
+    h1=$(counter tokend_auth_cache_hits_total); m1=$(counter tokend_auth_cache_misses_total)
+    emit "$(ratio "$(cat "$work/noop")" "$line" | python3 -c "import json,sys; r=json.load(sys.stdin); h=$h1-$h0; m=$m1-$m0; r['cache_hit_ratio']=round(h/(h+m),4) if h+m else None; print(json.dumps(r))")"
+  done
+  for s in lookup-warm malformed lookup-unknown wrong-secret get list; do
+    noop 16
+    emit "$(ratio "$(cat "$work/noop")" "$(load --scenario $s --concurrency 16 --duration "$DURATION" --label "$db $s c16")")"
+  done
+  emit "{\"row\":\"rss_100k_cached_kb\",\"db\":\"$db\",\"cache_entries\":$(metric tokend_auth_cache_entries),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  emit "$(load --scenario warm-cache --secrets-file "$fleet/secrets.txt" --concurrency 16)"
+  emit "{\"row\":\"rss_1m_cached_kb\",\"db\":\"$db\",\"cache_entries\":$(metric tokend_auth_cache_entries),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
+  kill -TERM $pid; wait $pid || true; pid=
+elif [ "$mode" = lag ]; then
   # Two replicas with default settings (5-minute cache TTL, change feed on).
   "$BIN" migrate
   secret=$("$BIN" token create --org org-bench --name bench --type ORGANIZATION --role ORGANIZATION_OWNER | tail -1)

@@ -38,6 +38,12 @@ enum Scenario {
     List,
     /// Lookup of each secret in --secrets-file once (fills the cache), then stop.
     WarmCache,
+    /// Lookup by the caller of a secret drawn uniformly at random from
+    /// --secrets-file: a gateway or service checking the tokens of a fleet,
+    /// each at a low rate.
+    Fleet,
+    /// Lookup of the caller's own token id with a random wrong secret.
+    WrongSecret,
 }
 
 #[derive(Debug, Parser)]
@@ -79,7 +85,7 @@ struct Args {
     sort: Vec<String>,
     #[arg(long, default_value_t = 20)]
     limit: i32,
-    /// For warm-cache: one secret per line.
+    /// For warm-cache and fleet: one secret per line.
     #[arg(long)]
     secrets_file: Option<std::path::PathBuf>,
     /// A label for the output line.
@@ -117,6 +123,10 @@ struct Target {
     token_id: String,
     malformed: String,
     prefix: TokenPrefix,
+    /// The caller's token id, parsed (wrong-secret).
+    own_id: TokenId,
+    /// The secrets of --secrets-file (fleet).
+    fleet: std::sync::Arc<Vec<String>>,
 }
 
 impl Target {
@@ -153,6 +163,32 @@ impl Target {
                     .into_exposed();
                 self.api
                     .lookup_api_token(bearer(&a.secret, pb::ApiTokenSecret { token: unknown }))
+                    .await
+                    .map(|_| ())
+            }
+            Scenario::Fleet => {
+                let secrets = &self.fleet;
+                let secret = &secrets[(next(rng) % secrets.len().max(1) as u64) as usize];
+                self.api
+                    .lookup_api_token(bearer(
+                        &a.secret,
+                        pb::ApiTokenSecret {
+                            token: secret.clone(),
+                        },
+                    ))
+                    .await
+                    .map(|_| ())
+            }
+            Scenario::WrongSecret => {
+                let mut key = [0u8; 32];
+                for chunk in key.chunks_mut(8) {
+                    chunk.copy_from_slice(&next(rng).to_le_bytes());
+                }
+                let wrong = TokenSecret::from_parts(self.own_id.clone(), key)
+                    .reveal(&self.prefix)
+                    .into_exposed();
+                self.api
+                    .lookup_api_token(bearer(&a.secret, pb::ApiTokenSecret { token: wrong }))
                     .await
                     .map(|_| ())
             }
@@ -213,7 +249,7 @@ impl Target {
 
 fn expected(scenario: Scenario) -> Code {
     match scenario {
-        Scenario::LookupUnknown => Code::NotFound,
+        Scenario::LookupUnknown | Scenario::WrongSecret => Code::NotFound,
         Scenario::Malformed => Code::Unauthenticated,
         _ => Code::Ok,
     }
@@ -257,12 +293,16 @@ async fn warm_cache(args: &Args, channel: Channel) -> Result<(), Box<dyn std::er
         .collect();
     let tasks = chunks.into_iter().map(|chunk| {
         let mut api = ApiTokenServiceClient::new(channel.clone());
+        let caller = args.secret.clone();
         tokio::spawn(async move {
             let mut failed = 0u64;
             for secret in chunk {
+                // By the caller when there is one (expired tokens can be
+                // looked up, not authenticate), else by the secret itself.
+                let by = if caller.is_empty() { &secret } else { &caller };
                 if api
                     .lookup_api_token(bearer(
-                        &secret,
+                        by,
                         pb::ApiTokenSecret {
                             token: secret.clone(),
                         },
@@ -324,6 +364,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .reveal(&prefix)
         .into_exposed();
     let malformed = format!("{}A", &valid[..valid.len() - 1]);
+    let own_id = TokenId::parse_generated(&token_id)
+        .unwrap_or_else(|| TokenId::generate(1_700_000_000_000, [1; 10]));
+    let fleet = std::sync::Arc::new(match (&args.secrets_file, args.scenario) {
+        (Some(path), Scenario::Fleet) => std::fs::read_to_string(path)?
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        (None, Scenario::Fleet) => return Err("--secrets-file is required for fleet".into()),
+        _ => Vec::new(),
+    });
     let measure_from = Instant::now() + args.warmup;
     let until = measure_from + args.duration;
     let workers = (0..args.concurrency).map(|i| {
@@ -336,6 +386,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             token_id: token_id.clone(),
             malformed: malformed.clone(),
             prefix: prefix.clone(),
+            own_id: own_id.clone(),
+            fleet: fleet.clone(),
         };
         tokio::spawn(worker(
             target,

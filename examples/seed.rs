@@ -41,6 +41,10 @@ struct Args {
     secrets_out: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 0)]
     secrets: u64,
+    /// Keep the secrets of expired tokens too (Lookup by another caller
+    /// still finds them; they cannot authenticate).
+    #[arg(long)]
+    all_secrets: bool,
 }
 
 fn next(state: &mut u64) -> u64 {
@@ -101,7 +105,7 @@ fn make(
     now: i64,
     prefix: &TokenPrefix,
     rows: &mut Rows,
-) -> Option<String> {
+) -> (String, bool) {
     let mut random = [0u8; 10];
     random[..8].copy_from_slice(&next(rng).to_le_bytes());
     let id = TokenId::generate(1_600_000_000_000 + i, random);
@@ -195,9 +199,9 @@ fn make(
         created_at: Set(created),
         expires_at_ms: Set(None),
     });
-    // Only ORGANIZATION / WORKSPACE / DEPLOYMENT tokens that never expire are
-    // usable secrets for cache warming; expired ones would be refused.
-    (expiry.is_none()).then(|| secret.reveal(prefix).into_exposed())
+    // The secret, and whether it is usable as a credential (it never
+    // expires); an expired one can only be looked up.
+    (secret.reveal(prefix).into_exposed(), expiry.is_none())
 }
 
 #[tokio::main]
@@ -245,7 +249,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             secrets: Vec::new(),
         };
         for i in written..written + n {
-            if let Some(secret) = make(
+            let (secret, usable) = make(
                 i,
                 &mut rng,
                 org.as_str(),
@@ -253,8 +257,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 now,
                 &prefix,
                 &mut rows,
-            ) && (kept_secrets.len() as u64) < args.secrets
-            {
+            );
+            if (usable || args.all_secrets) && (kept_secrets.len() as u64) < args.secrets {
                 kept_secrets.push(secret);
             }
         }
