@@ -349,19 +349,22 @@ async fn serve_stops_gracefully_on_sigterm_and_flushes_usage(db: Db) {
 
 #[tokio::test]
 async fn a_failed_start_never_prints_the_database_password() {
-    // Nothing listens on port 1: connecting fails at once.
-    let output = run(&[
-        "--database-url",
-        "postgres://postgres:s3cretpw@127.0.0.1:1/tokend",
-        "--database-timeout",
-        "1s",
-        "migrate",
-    ])
-    .await;
-    assert_ne!(output.status.code(), Some(0));
-    let err = stderr(&output);
-    assert!(!err.is_empty(), "stderr says why");
-    assert!(!err.contains("s3cretpw"), "{err}");
+    crate::helpers::within_deadline("a_failed_start_never_prints_the_database_password", async {
+        // Nothing listens on port 1: connecting fails at once.
+        let output = run(&[
+            "--database-url",
+            "postgres://postgres:s3cretpw@127.0.0.1:1/tokend",
+            "--database-timeout",
+            "1s",
+            "migrate",
+        ])
+        .await;
+        assert_ne!(output.status.code(), Some(0));
+        let err = stderr(&output);
+        assert!(!err.is_empty(), "stderr says why");
+        assert!(!err.contains("s3cretpw"), "{err}");
+    })
+    .await
 }
 
 both_databases!(
@@ -548,6 +551,7 @@ fn connecting_commands<'a>(url: &'a str, extra: &[&'a str]) -> Vec<Vec<&'a str>>
 
 #[tokio::test]
 async fn a_remote_database_without_certificate_verification_is_refused_before_connecting() {
+    crate::helpers::within_deadline("a_remote_database_without_certificate_verification_is_refused_before_connecting", async {
     // Nothing is contacted: 192.0.2.1 is TEST-NET-1, the name is never resolved.
     for url in [
         "postgres://postgres:s3cretpw@192.0.2.1:5432/tokend",
@@ -573,6 +577,8 @@ async fn a_remote_database_without_certificate_verification_is_refused_before_co
             assert_eq!(stdout(&output), "", "{args:?}");
         }
     }
+})
+    .await
 }
 
 /// The test database's URL with its loopback host replaced by 0.0.0.0:
@@ -595,55 +601,61 @@ fn with_query(url: &str, query: &str) -> String {
 
 #[tokio::test]
 async fn the_opt_out_connects_to_a_database_that_is_not_loopback() {
-    let test_db = TestDb::create(Db::Postgres).await;
-    let url = with_password(&not_loopback(&test_db.url()), "s3cretpw");
-    let refused = run(&["--database-url", &url, "migrate"]).await;
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    crate::helpers::within_deadline(
+        "the_opt_out_connects_to_a_database_that_is_not_loopback",
+        async {
+            let test_db = TestDb::create(Db::Postgres).await;
+            let url = with_password(&not_loopback(&test_db.url()), "s3cretpw");
+            let refused = run(&["--database-url", &url, "migrate"]).await;
+            assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 
-    let flag = run(&["--database-url", &url, "migrate", ALLOW_INSECURE]).await;
-    assert_eq!(flag.status.code(), Some(0), "{}", stderr(&flag));
-    let mut command = tokend(&["--database-url", &url, "migrate"]);
-    command.env("TOKEND_DATABASE_ALLOW_INSECURE_TRANSPORT", "true");
-    let env = tokio::task::spawn_blocking(move || command.output().expect("run tokend"))
-        .await
-        .expect("join");
-    assert_eq!(env.status.code(), Some(0), "{}", stderr(&env));
-    for output in [&flag, &env] {
-        let err = stderr(output);
-        assert!(
-            err.contains("without verifying"),
-            "a warning says so: {err}"
-        );
-        assert!(!err.contains("s3cretpw"), "{err}");
-    }
+            let flag = run(&["--database-url", &url, "migrate", ALLOW_INSECURE]).await;
+            assert_eq!(flag.status.code(), Some(0), "{}", stderr(&flag));
+            let mut command = tokend(&["--database-url", &url, "migrate"]);
+            command.env("TOKEND_DATABASE_ALLOW_INSECURE_TRANSPORT", "true");
+            let env = tokio::task::spawn_blocking(move || command.output().expect("run tokend"))
+                .await
+                .expect("join");
+            assert_eq!(env.status.code(), Some(0), "{}", stderr(&env));
+            for output in [&flag, &env] {
+                let err = stderr(output);
+                assert!(
+                    err.contains("without verifying"),
+                    "a warning says so: {err}"
+                );
+                assert!(!err.contains("s3cretpw"), "{err}");
+            }
 
-    let created = run(&[
-        "--database-url",
-        &url,
-        ALLOW_INSECURE,
-        "token",
-        "create",
-        "--org",
-        ORG,
-        "--name",
-        "over-0.0.0.0",
-        "--type",
-        "ORGANIZATION",
-        "--role",
-        "ORGANIZATION_OWNER",
-    ])
-    .await;
-    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+            let created = run(&[
+                "--database-url",
+                &url,
+                ALLOW_INSECURE,
+                "token",
+                "create",
+                "--org",
+                ORG,
+                "--name",
+                "over-0.0.0.0",
+                "--type",
+                "ORGANIZATION",
+                "--role",
+                "ORGANIZATION_OWNER",
+            ])
+            .await;
+            assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let server = Server::start_with(&url, &listen, &[ALLOW_INSECURE], &[]);
-    server.wait_serving().await;
-    let (code, log) = server.terminate().await;
-    assert_eq!(code, Some(0), "{log}");
-    let server = Server::start(&url, &listen);
-    let (code, log, _) = server.wait_exit(std::time::Duration::from_secs(20)).await;
-    assert_eq!(code, Some(2), "serve without the opt-out: {log}");
-    assert!(log.contains(ALLOW_INSECURE), "{log}");
+            let listen = format!("127.0.0.1:{}", free_port());
+            let server = Server::start_with(&url, &listen, &[ALLOW_INSECURE], &[]);
+            server.wait_serving().await;
+            let (code, log) = server.terminate().await;
+            assert_eq!(code, Some(0), "{log}");
+            let server = Server::start(&url, &listen);
+            let (code, log, _) = server.wait_exit(std::time::Duration::from_secs(20)).await;
+            assert_eq!(code, Some(2), "serve without the opt-out: {log}");
+            assert!(log.contains(ALLOW_INSECURE), "{log}");
+        },
+    )
+    .await
 }
 
 /// A CA certificate (PEM) that signed nothing the server holds.
@@ -669,121 +681,131 @@ fn refused_for_transport(output: &Output) -> bool {
 /// root it is accepted, and verify-full also checks the name.
 #[tokio::test]
 async fn verify_full_passes_the_check_and_verifies_the_certificate() {
-    let test_db = TestDb::create(Db::Postgres).await;
-    let conn = test_db.connect().await;
-    let show = |name: &'static str| {
-        let conn = conn.clone();
-        async move {
-            let row = conn
-                .query_one_raw(Statement::from_string(
-                    conn.get_database_backend(),
-                    format!("SHOW {name}"),
-                ))
+    crate::helpers::within_deadline(
+        "verify_full_passes_the_check_and_verifies_the_certificate",
+        async {
+            let test_db = TestDb::create(Db::Postgres).await;
+            let conn = test_db.connect().await;
+            let show = |name: &'static str| {
+                let conn = conn.clone();
+                async move {
+                    let row = conn
+                        .query_one_raw(Statement::from_string(
+                            conn.get_database_backend(),
+                            format!("SHOW {name}"),
+                        ))
+                        .await
+                        .expect("SHOW")
+                        .expect("a row");
+                    row.try_get::<String>("", name).expect("text")
+                }
+            };
+            assert_eq!(
+                show("ssl").await,
+                "on",
+                "this test needs the local PostgreSQL to serve TLS (ssl = on)"
+            );
+            let server_cert = show("ssl_cert_file").await;
+            let _ = conn.close().await;
+
+            let dir = tempfile::tempdir().expect("temp dir");
+            let stranger = dir.path().join("stranger-ca.pem");
+            std::fs::write(&stranger, stranger_ca_pem()).expect("write CA");
+            let stranger = stranger.display().to_string();
+            let local = test_db.url();
+            let remote = not_loopback(&local);
+            let migrate = |url: String| async move {
+                run(&[
+                    "--database-url",
+                    &url,
+                    "--database-timeout",
+                    "2s",
+                    "migrate",
+                ])
                 .await
-                .expect("SHOW")
-                .expect("a row");
-            row.try_get::<String>("", name).expect("text")
-        }
-    };
-    assert_eq!(
-        show("ssl").await,
-        "on",
-        "this test needs the local PostgreSQL to serve TLS (ssl = on)"
-    );
-    let server_cert = show("ssl_cert_file").await;
-    let _ = conn.close().await;
+            };
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let stranger = dir.path().join("stranger-ca.pem");
-    std::fs::write(&stranger, stranger_ca_pem()).expect("write CA");
-    let stranger = stranger.display().to_string();
-    let local = test_db.url();
-    let remote = not_loopback(&local);
-    let migrate = |url: String| async move {
-        run(&[
-            "--database-url",
-            &url,
-            "--database-timeout",
-            "2s",
-            "migrate",
-        ])
-        .await
-    };
+            // The server speaks TLS: unverified TLS works (loopback needs no opt-out).
+            let plain = migrate(with_query(&local, "sslmode=require")).await;
+            assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
 
-    // The server speaks TLS: unverified TLS works (loopback needs no opt-out).
-    let plain = migrate(with_query(&local, "sslmode=require")).await;
-    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+            for (what, url) in [
+                (
+                    "loopback, verify-full, stranger CA",
+                    with_query(
+                        &local,
+                        &format!("sslmode=verify-full&sslrootcert={stranger}"),
+                    ),
+                ),
+                (
+                    "remote, verify-full, stranger CA",
+                    with_query(
+                        &remote,
+                        &format!("sslmode=verify-full&sslrootcert={stranger}"),
+                    ),
+                ),
+                (
+                    "remote, verify-ca, stranger CA",
+                    with_query(
+                        &remote,
+                        &format!("sslmode=verify-ca&sslrootcert={stranger}"),
+                    ),
+                ),
+                (
+                    "remote, verify-full, system roots",
+                    with_query(&remote, "sslmode=verify-full"),
+                ),
+            ] {
+                let output = migrate(url).await;
+                let err = stderr(&output);
+                assert_eq!(output.status.code(), Some(1), "{what}: {err}");
+                assert!(
+                    !refused_for_transport(&output),
+                    "{what} passes the check: {err}"
+                );
+                assert!(
+                    err.contains("certificate"),
+                    "{what}: refused for its certificate: {err}"
+                );
+            }
 
-    for (what, url) in [
-        (
-            "loopback, verify-full, stranger CA",
-            with_query(
-                &local,
-                &format!("sslmode=verify-full&sslrootcert={stranger}"),
-            ),
-        ),
-        (
-            "remote, verify-full, stranger CA",
-            with_query(
-                &remote,
-                &format!("sslmode=verify-full&sslrootcert={stranger}"),
-            ),
-        ),
-        (
-            "remote, verify-ca, stranger CA",
-            with_query(
-                &remote,
-                &format!("sslmode=verify-ca&sslrootcert={stranger}"),
-            ),
-        ),
-        (
-            "remote, verify-full, system roots",
-            with_query(&remote, "sslmode=verify-full"),
-        ),
-    ] {
-        let output = migrate(url).await;
-        let err = stderr(&output);
-        assert_eq!(output.status.code(), Some(1), "{what}: {err}");
-        assert!(
-            !refused_for_transport(&output),
-            "{what} passes the check: {err}"
-        );
-        assert!(
-            err.contains("certificate"),
-            "{what}: refused for its certificate: {err}"
-        );
-    }
-
-    if !std::fs::exists(&server_cert).unwrap_or(false) || !server_cert.contains("snakeoil") {
-        eprintln!("skipped: the server's certificate {server_cert:?} is not Debian's snakeoil");
-        return;
-    }
-    let trusted = |url: &str, mode: &str| {
-        with_query(url, &format!("sslmode={mode}&sslrootcert={server_cert}"))
-    };
-    let by_name =
-        local
-            .replacen("@127.0.0.1:", "@localhost:", 1)
-            .replacen("@0.0.0.0:", "@localhost:", 1);
-    for (what, url, code) in [
-        (
-            "verify-full to localhost",
-            trusted(&by_name, "verify-full"),
-            0,
-        ),
-        ("verify-ca to 0.0.0.0", trusted(&remote, "verify-ca"), 0),
-        (
-            "verify-full to 0.0.0.0 (name mismatch)",
-            trusted(&remote, "verify-full"),
-            1,
-        ),
-    ] {
-        let output = migrate(url).await;
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{what}: {}",
-            stderr(&output)
-        );
-    }
+            if !std::fs::exists(&server_cert).unwrap_or(false) || !server_cert.contains("snakeoil")
+            {
+                eprintln!(
+                    "skipped: the server's certificate {server_cert:?} is not Debian's snakeoil"
+                );
+                return;
+            }
+            let trusted = |url: &str, mode: &str| {
+                with_query(url, &format!("sslmode={mode}&sslrootcert={server_cert}"))
+            };
+            let by_name = local.replacen("@127.0.0.1:", "@localhost:", 1).replacen(
+                "@0.0.0.0:",
+                "@localhost:",
+                1,
+            );
+            for (what, url, code) in [
+                (
+                    "verify-full to localhost",
+                    trusted(&by_name, "verify-full"),
+                    0,
+                ),
+                ("verify-ca to 0.0.0.0", trusted(&remote, "verify-ca"), 0),
+                (
+                    "verify-full to 0.0.0.0 (name mismatch)",
+                    trusted(&remote, "verify-full"),
+                    1,
+                ),
+            ] {
+                let output = migrate(url).await;
+                assert_eq!(
+                    output.status.code(),
+                    Some(code),
+                    "{what}: {}",
+                    stderr(&output)
+                );
+            }
+        },
+    )
+    .await
 }

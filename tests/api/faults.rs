@@ -383,6 +383,7 @@ async fn database_stopped_or_unreachable_under_load(db: Db) {
 /// partition heals it listens again and refuses the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_hides_a_revocation_no_longer_than_the_heartbeat_bound() {
+    crate::helpers::within_deadline("a_partition_hides_a_revocation_no_longer_than_the_heartbeat_bound", async {
     let (test_db, _, secret) = database_with_owner(Db::Postgres, "bootstrap").await;
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let direct = test_db.url();
@@ -504,4 +505,6 @@ async fn a_partition_hides_a_revocation_no_longer_than_the_heartbeat_bound() {
     }
     a.stop().await;
     b.stop().await;
+})
+    .await
 }

@@ -128,71 +128,78 @@ async fn changes_through_one_replica_reach_the_other_within_a_second(db: Db) {
 /// token, listens again, and uses its cache again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listening_connection_never_serves_a_revoked_token() {
-    let b = TestApp::spawn_with(Db::Postgres, |s| {
-        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
-    })
-    .await;
-    let metrics = b.metrics_addr.expect("metrics on");
-    let synced =
-        || async move { sample(&scrape_metrics(metrics).await, "tokend_change_feed_synced") };
-    eventually("B's feed to be current", || async {
-        (synced().await == Some(1.0)).then_some(())
-    })
-    .await;
-    let admin = pg_admin().await;
-    let url = b.db.url();
-    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-    let writer = Database::connect(url.as_str()).await.expect("writer");
-    for round in 0..3 {
-        let token = b
-            .create(workspace_token(&format!("revoked {round}"), "ws1"))
+    crate::helpers::within_deadline(
+        "a_lost_listening_connection_never_serves_a_revoked_token",
+        async {
+            let b = TestApp::spawn_with(Db::Postgres, |s| {
+                s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+            })
             .await;
-        // Cached on B: a call answered from the cache (the create's own
-        // notification may drop the first entry).
-        answered_from_the_cache(&b.client, metrics, &token.token).await;
+            let metrics = b.metrics_addr.expect("metrics on");
+            let synced = || async move {
+                sample(&scrape_metrics(metrics).await, "tokend_change_feed_synced")
+            };
+            eventually("B's feed to be current", || async {
+                (synced().await == Some(1.0)).then_some(())
+            })
+            .await;
+            let admin = pg_admin().await;
+            let url = b.db.url();
+            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+            let writer = Database::connect(url.as_str()).await.expect("writer");
+            for round in 0..3 {
+                let token = b
+                    .create(workspace_token(&format!("revoked {round}"), "ws1"))
+                    .await;
+                // Cached on B: a call answered from the cache (the create's own
+                // notification may drop the first entry).
+                answered_from_the_cache(&b.client, metrics, &token.token).await;
 
-        // The database takes no new connections (the ones open stay), so
-        // B cannot listen again before the revocation, and its listening
-        // connection is terminated.
-        allow_connections(&admin, &name, false).await;
-        let killed = terminate_listeners(&admin, &name).await;
-        assert!(
-            killed >= 1,
-            "round {round}: a listening connection was terminated"
-        );
-        eventually("B to notice and bypass its cache", || async {
-            (synced().await == Some(0.0)).then_some(())
-        })
-        .await;
-        // Another writer deletes the token as tokend does (its
-        // notification reaches no listener of B), over a connection opened
-        // before the database stopped taking new ones.
-        writer
-            .execute_unprepared(&format!(
-                "BEGIN; DELETE FROM api_tokens WHERE id = '{id}'; \
+                // The database takes no new connections (the ones open stay), so
+                // B cannot listen again before the revocation, and its listening
+                // connection is terminated.
+                allow_connections(&admin, &name, false).await;
+                let killed = terminate_listeners(&admin, &name).await;
+                assert!(
+                    killed >= 1,
+                    "round {round}: a listening connection was terminated"
+                );
+                eventually("B to notice and bypass its cache", || async {
+                    (synced().await == Some(0.0)).then_some(())
+                })
+                .await;
+                // Another writer deletes the token as tokend does (its
+                // notification reaches no listener of B), over a connection opened
+                // before the database stopped taking new ones.
+                writer
+                    .execute_unprepared(&format!(
+                        "BEGIN; DELETE FROM api_tokens WHERE id = '{id}'; \
                  SELECT pg_notify('tokend_token_changes', '{id}'); COMMIT",
-                id = token.id
-            ))
-            .await
-            .expect("delete through another writer");
-        // Never a stale positive: refused on the first call after the
-        // delete was acknowledged.
-        assert!(
-            !authenticates(&b.client, &token.token).await,
-            "round {round}: B refused the revoked token at once"
-        );
-        // B listens again and its cache is back in use.
-        allow_connections(&admin, &name, true).await;
-        eventually("B's feed to be current again", || async {
-            (synced().await == Some(1.0)).then_some(())
-        })
-        .await;
-        let other = b
-            .create(workspace_token(&format!("kept {round}"), "ws1"))
-            .await;
-        answered_from_the_cache(&b.client, metrics, &other.token).await;
-    }
-    b.stop().await;
+                        id = token.id
+                    ))
+                    .await
+                    .expect("delete through another writer");
+                // Never a stale positive: refused on the first call after the
+                // delete was acknowledged.
+                assert!(
+                    !authenticates(&b.client, &token.token).await,
+                    "round {round}: B refused the revoked token at once"
+                );
+                // B listens again and its cache is back in use.
+                allow_connections(&admin, &name, true).await;
+                eventually("B's feed to be current again", || async {
+                    (synced().await == Some(1.0)).then_some(())
+                })
+                .await;
+                let other = b
+                    .create(workspace_token(&format!("kept {round}"), "ws1"))
+                    .await;
+                answered_from_the_cache(&b.client, metrics, &other.token).await;
+            }
+            b.stop().await;
+        },
+    )
+    .await
 }
 
 /// Waits until a call authenticated by `secret` is answered from the cache

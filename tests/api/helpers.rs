@@ -735,7 +735,20 @@ where
     }
 }
 
-/// Runs each listed `async fn(Db)` test once on SQLite and once on PostgreSQL.
+/// The longest any black-box test may run (issue 14.8): past it the test
+/// fails instead of hanging the run, under plain `cargo test` as under
+/// nextest (whose `.config/nextest.toml` kills at the same 180 s).
+pub const TEST_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs `test` to completion or fails it at [`TEST_DEADLINE`].
+pub async fn within_deadline<F: std::future::Future>(name: &str, test: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, test)
+        .await
+        .unwrap_or_else(|_| panic!("{name} ran past its {} s deadline", TEST_DEADLINE.as_secs()))
+}
+
+/// Runs each listed `async fn(Db)` test once on SQLite and once on
+/// PostgreSQL, each within [`TEST_DEADLINE`].
 #[macro_export]
 macro_rules! both_databases {
     ($($name:ident),* $(,)?) => {
@@ -743,7 +756,11 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::Db::Sqlite).await
+                    $crate::helpers::within_deadline(
+                        stringify!($name),
+                        super::$name($crate::helpers::Db::Sqlite),
+                    )
+                    .await
                 }
             )*
         }
@@ -751,7 +768,11 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::Db::Postgres).await
+                    $crate::helpers::within_deadline(
+                        stringify!($name),
+                        super::$name($crate::helpers::Db::Postgres),
+                    )
+                    .await
                 }
             )*
         }

@@ -305,6 +305,7 @@ async fn deadlines_are_honoured(db: Db) {
 /// (`faults.rs` breaks PostgreSQL through its connection instead).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gives_unavailable_and_the_server_recovers() {
+    crate::helpers::within_deadline("a_full_disk_gives_unavailable_and_the_server_recovers", async {
     // A 2 MiB tmpfs holds the database; filling the rest of it makes every
     // write fail with SQLITE_FULL.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -386,6 +387,8 @@ async fn a_full_disk_gives_unavailable_and_the_server_recovers() {
     })
     .await;
     replica.stop().await;
+})
+    .await
 }
 
 async fn request_ids_are_echoed_or_made_up(db: Db) {

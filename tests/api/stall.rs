@@ -315,36 +315,40 @@ async fn slow_bodies_are_answered_deadline_exceeded_and_release_their_slots(db: 
 /// is answered 503 and closed to make room.
 #[tokio::test]
 async fn idle_metrics_connections_do_not_block_a_scrape() {
-    use tokio::io::AsyncReadExt;
+    crate::helpers::within_deadline("idle_metrics_connections_do_not_block_a_scrape", async {
+        use tokio::io::AsyncReadExt;
 
-    let app = TestApp::spawn_with(Db::Sqlite, |s| {
-        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+        let app = TestApp::spawn_with(Db::Sqlite, |s| {
+            s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+        })
+        .await;
+        let addr = app.metrics_addr.expect("metrics are on");
+        let mut idle = Vec::new();
+        for _ in 0..100 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        let metrics = scrape(&app).await;
+        assert!(metrics.contains("tokend_grpc_requests"), "{metrics}");
+        let answers =
+            futures_util::future::join_all(idle.into_iter().map(|mut stream| async move {
+                let mut text = String::new();
+                let _ = stream.read_to_string(&mut text).await;
+                text
+            }));
+        let answers = tokio::time::timeout(Duration::from_secs(10), answers)
+            .await
+            .expect("every idle connection closed within 10 s");
+        let evicted = answers
+            .iter()
+            .filter(|a| a.starts_with("HTTP/1.1 503"))
+            .count();
+        assert!(
+            evicted >= 50,
+            "only {evicted} of 100 idle connections made room"
+        );
+        // And the listener still serves.
+        scrape(&app).await;
+        app.stop().await;
     })
-    .await;
-    let addr = app.metrics_addr.expect("metrics are on");
-    let mut idle = Vec::new();
-    for _ in 0..100 {
-        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
-    }
-    let metrics = scrape(&app).await;
-    assert!(metrics.contains("tokend_grpc_requests"), "{metrics}");
-    let answers = futures_util::future::join_all(idle.into_iter().map(|mut stream| async move {
-        let mut text = String::new();
-        let _ = stream.read_to_string(&mut text).await;
-        text
-    }));
-    let answers = tokio::time::timeout(Duration::from_secs(10), answers)
-        .await
-        .expect("every idle connection closed within 10 s");
-    let evicted = answers
-        .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 503"))
-        .count();
-    assert!(
-        evicted >= 50,
-        "only {evicted} of 100 idle connections made room"
-    );
-    // And the listener still serves.
-    scrape(&app).await;
-    app.stop().await;
+    .await
 }
