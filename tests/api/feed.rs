@@ -125,7 +125,9 @@ async fn changes_through_one_replica_reach_the_other_within_a_second(db: Db) {
 /// The listening connection is terminated by the database (as a failover
 /// or an idle-connection reaper would) and a token is revoked by another
 /// writer while it is down: the replica never answers for the revoked
-/// token, listens again, and uses its cache again.
+/// token, listens again, and uses its cache again. PostgreSQL only: a
+/// SQLite replica has no listening connection (it polls the file; a failed
+/// read is `faults`' and the feed's unit tests' case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_listening_connection_never_serves_a_revoked_token() {
     crate::helpers::within_deadline(

@@ -312,7 +312,8 @@ async fn slow_bodies_are_answered_deadline_exceeded_and_release_their_slots(db: 
 
 /// Idle connections to the metrics listener (connected, never a request)
 /// cannot keep a scrape out: past the connection limit the oldest idle one
-/// is answered 503 and closed to make room.
+/// is answered 503 and closed to make room. One database: the metrics
+/// listener never touches it.
 #[tokio::test]
 async fn idle_metrics_connections_do_not_block_a_scrape() {
     crate::helpers::within_deadline("idle_metrics_connections_do_not_block_a_scrape", async {

@@ -5,9 +5,12 @@ request with the owner's secret succeeds. A new operation fails
 `request_for` until it has a request here; an RPC without a REST operation
 fails `test_every_rpc_has_a_rest_operation`."""
 
+import base64
 import json
 import os
 import re
+import secrets
+import zlib
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -87,6 +90,19 @@ def used(token):
     return token
 
 
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def well_formed(token_id):
+    """A secret of this deployment's shape for `token_id` (right prefix, id
+    and CRC-32 checksum) with a random key: a forgery only the store (or the
+    live-id set) can tell from a real one."""
+    key = secrets.token_bytes(32)
+    total = key + zlib.crc32(token_id.encode() + key).to_bytes(4, "big")
+    prefix = SECRET.split(".")[0]
+    return f"{prefix}.{token_id}." + base64.b32encode(total).decode().rstrip("=")
+
+
 def error_message(response):
     """The message of an error body: `{"message"}` (gRPC status and
     Astronomer shape) or `{"error": {"message"}}` (Dynatrace shape)."""
@@ -119,6 +135,11 @@ def unusable():
         "not yet valid": f"Bearer {later['token']}",
         "rotated out, grace 0": f"Bearer {rotated['token']}",
         "deleted": f"Bearer {deleted['token']}",
+        # An id no token has (minted now, so it waits for the feed's
+        # confirmation before it is refused), and a live id with a wrong key.
+        "unknown, well-formed": "Bearer " + well_formed(
+            SECRET.split(".")[1][:10] + "".join(secrets.choice(CROCKFORD) for _ in range(16))),
+        "live id, wrong key": "Bearer " + well_formed(SECRET.split(".")[1]),
     }
 
 
