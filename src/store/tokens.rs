@@ -536,3 +536,82 @@ pub(super) async fn upsert_subject<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DbBackend, IdenStatic};
+
+    use super::*;
+
+    #[test]
+    fn a_miss_a_get_and_a_page_are_each_one_statement_over_the_same_joins() {
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let [digest, get, page] = read_statements(backend);
+            for (what, statement) in [&digest, &get, &page] {
+                let sql = &statement.sql;
+                assert_eq!(sql.matches("SELECT").count(), 1, "{what}: {sql}");
+                assert!(!sql.contains(';'), "{what}: {sql}");
+                for join in [
+                    r#"LEFT JOIN "subjects" AS "cb" ON "cb"."id" = "t"."created_by""#,
+                    r#"LEFT JOIN "subjects" AS "ub" ON "ub"."id" = "t"."updated_by""#,
+                    r#"LEFT JOIN "api_token_roles" AS "r" ON "r"."token_id" = "t"."id""#,
+                ] {
+                    assert!(sql.contains(join), "{what} lacks {join}: {sql}");
+                }
+                // Rows of one token are adjacent, roles in their listed order.
+                assert!(
+                    sql.ends_with(
+                        r#"ORDER BY "t"."id" ASC, "r"."entity_type" ASC, "r"."deployment_id" ASC, "r"."entity_id" ASC"#
+                    ),
+                    "{what}: {sql}"
+                );
+                // Every column the decoder reads is selected under its prefix.
+                for column in api_token::Column::iter() {
+                    assert!(
+                        sql.contains(&format!(r#"AS "t_{}""#, column.as_str())),
+                        "{what}: {sql}"
+                    );
+                }
+                for column in api_token_role::Column::iter() {
+                    assert!(
+                        sql.contains(&format!(r#"AS "r_{}""#, column.as_str())),
+                        "{what}: {sql}"
+                    );
+                }
+            }
+            let p = |n: usize| match backend {
+                DbBackend::Postgres => format!("${n}"),
+                _ => "?".to_owned(),
+            };
+            let (sql, values) = (&digest.1.sql, digest.1.values.clone().expect("values").0);
+            assert!(
+                sql.contains(
+                    r#"INNER JOIN "api_token_secrets" AS "s" ON "s"."token_id" = "t"."id""#
+                ),
+                "{sql}"
+            );
+            assert!(
+                sql.contains(&format!(r#"WHERE "s"."digest" = {}"#, p(1))),
+                "{sql}"
+            );
+            assert!(
+                sql.contains(r#""s"."expires_at_ms" AS "s_expires_at_ms""#),
+                "{sql}"
+            );
+            assert_eq!(values.len(), 1);
+            let sql = &get.1.sql;
+            assert!(
+                sql.contains(&format!(
+                    r#"WHERE "t"."id" = {} AND "t"."organization_id" = {}"#,
+                    p(1),
+                    p(2)
+                )),
+                "{sql}"
+            );
+            assert!(!sql.contains("api_token_secrets"), "{sql}");
+            let sql = &page.1.sql;
+            assert!(sql.contains(r#"WHERE "t"."id" IN ("#), "{sql}");
+            assert_eq!(page.1.values.clone().expect("values").0.len(), 20);
+        }
+    }
+}

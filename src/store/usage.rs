@@ -66,3 +66,59 @@ fn usage_statement(backend: DbBackend, records: &[UsageRecord]) -> Statement {
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DbBackend, Value};
+
+    use super::*;
+
+    fn record(id: &str, at: i64, ip: Option<&str>) -> UsageRecord {
+        UsageRecord {
+            token_id: TokenId::from_stored(id.to_owned()),
+            at,
+            ip: ip.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn one_statement_updates_every_record_and_never_moves_a_use_back() {
+        let records = [record("a", 10, Some("10.0.0.1")), record("b", 20, None)];
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let statement = usage_statement(backend, &records);
+            let sql = &statement.sql;
+            assert_eq!(sql.matches("UPDATE").count(), 1, "{sql}");
+            assert!(!sql.contains(';'), "{sql}");
+            // The guard that keeps a newer use written by another replica.
+            assert!(
+                sql.contains(
+                    "api_tokens.last_used_at IS NULL OR api_tokens.last_used_at <= v.column2"
+                ),
+                "{sql}"
+            );
+            let placeholders = match backend {
+                DbBackend::Postgres => (1..=6).map(|n| format!("${n}")).collect::<Vec<_>>(),
+                _ => vec!["?".to_owned(); 6],
+            };
+            let mut rest = sql.as_str();
+            for p in &placeholders {
+                let at = rest
+                    .find(p.as_str())
+                    .unwrap_or_else(|| panic!("{p} in {sql}"));
+                rest = &rest[at + p.len()..];
+            }
+            let values = statement.values.expect("values").0;
+            assert_eq!(
+                values,
+                vec![
+                    Value::from("a"),
+                    Value::from(10i64),
+                    Value::from(Some("10.0.0.1".to_owned())),
+                    Value::from("b"),
+                    Value::from(20i64),
+                    Value::from(None::<String>),
+                ]
+            );
+        }
+    }
+}
