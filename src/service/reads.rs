@@ -48,10 +48,7 @@ impl Tokend {
             .find_head(org, id)
             .await?
             .ok_or(Error::NotFound(TOKEN))?;
-        caller
-            .principal
-            .authorize(org, head.scope(), action)
-            .map_err(|denied| Error::denied(denied, TOKEN, action.as_str()))?;
+        authorize_on(caller, org, head.scope(), action)?;
         Ok(head)
     }
 
@@ -74,10 +71,7 @@ impl Tokend {
             token_type: token.token_type,
             entity_id: &token.entity_id,
         };
-        caller
-            .principal
-            .authorize(org, scope, Action::Read)
-            .map_err(|denied| Error::denied(denied, TOKEN, Action::Read.as_str()))?;
+        authorize_on(caller, org, scope, Action::Read)?;
         Ok(token)
     }
 
@@ -122,10 +116,7 @@ impl Tokend {
             token_type,
             entity_id: &entity_id,
         };
-        caller
-            .principal
-            .authorize(org, target, Action::Read)
-            .map_err(|denied| Error::denied(denied, TOKEN, "read"))?;
+        authorize_on(caller, org, target, Action::Read)?;
         let (events, total) = self.store.list_audit_events(org, id, page).await?;
         Ok(Events {
             events,
@@ -133,4 +124,18 @@ impl Tokend {
             page,
         })
     }
+}
+
+/// Whether `caller` may do `action` to a token of `org` with `scope`: the
+/// one decision Get, the audit trail and every write take on a token.
+fn authorize_on(
+    caller: &Caller,
+    org: &OrganizationId,
+    scope: TokenScope<'_>,
+    action: Action,
+) -> Result<(), Error> {
+    caller
+        .principal
+        .authorize(org, scope, action)
+        .map_err(|denied| Error::denied(denied, TOKEN, action.as_str()))
 }

@@ -219,7 +219,7 @@ impl Store {
             .and_where(Expr::col((T, api_token::Column::Id)).eq(id.as_str()))
             .and_where(Expr::col((T, api_token::Column::OrganizationId)).eq(org.as_str()));
         let rows = self.read.query_all(&select).await?;
-        Ok(decode_full_tokens(&rows)?.pop().map(|(token, _)| token))
+        Ok(decode_full_tokens(&rows)?.pop())
     }
 
     /// The row of token `id` of `org`, without its roles and subjects: one
@@ -250,11 +250,12 @@ impl Store {
     ) -> Result<Option<DigestMatch>, StoreError> {
         let _timer = super::DbTimer::start();
         let rows = self.read.query_all(&by_digest(digest)).await?;
-        let Some((token, first)) = decode_full_tokens(&rows)?.pop() else {
+        let Some(token) = decode_full_tokens(&rows)?.pop() else {
             return Ok(None);
         };
+        // One secret, so every row carries the same end.
         let secret_expires_at_ms = rows
-            .get(first)
+            .first()
             .map(|row| row.try_get::<Option<i64>>(SECRET_PREFIX, "expires_at_ms"))
             .transpose()?
             .flatten();
@@ -301,7 +302,7 @@ impl Store {
         let found = self.read.query_all(&select).await?;
         let mut tokens: HashMap<String, ApiToken> = decode_full_tokens(&found)?
             .into_iter()
-            .map(|(token, _)| (token.id.as_str().to_owned(), token))
+            .map(|token| (token.id.as_str().to_owned(), token))
             .collect();
         rows.iter()
             .map(|row| {
@@ -432,21 +433,16 @@ pub fn read_statements(backend: sea_orm::DbBackend) -> [(&'static str, sea_orm::
     ]
 }
 
-/// The tokens of [`full_tokens`]' rows, in their order, each with the
-/// index of its first row.
-fn decode_full_tokens(rows: &[QueryResult]) -> Result<Vec<(ApiToken, usize)>, StoreError> {
+/// The tokens of [`full_tokens`]' rows, in their order.
+fn decode_full_tokens(rows: &[QueryResult]) -> Result<Vec<ApiToken>, StoreError> {
     struct Partial {
         row: api_token::Model,
         created_by: Subject,
         updated_by: Subject,
         roles: Vec<RoleBinding>,
-        first: usize,
     }
-    fn finish(p: Partial) -> Result<(ApiToken, usize), StoreError> {
-        Ok((
-            token_from_row(p.row, p.roles, p.created_by, p.updated_by)?,
-            p.first,
-        ))
+    fn finish(p: Partial) -> Result<ApiToken, StoreError> {
+        token_from_row(p.row, p.roles, p.created_by, p.updated_by)
     }
     fn subject_of(row: &QueryResult, alias: &str, id: &str) -> Result<Subject, StoreError> {
         let prefix = format!("{alias}_");
@@ -457,7 +453,7 @@ fn decode_full_tokens(rows: &[QueryResult]) -> Result<Vec<(ApiToken, usize)>, St
     }
     let mut tokens = Vec::new();
     let mut current: Option<Partial> = None;
-    for (index, row) in rows.iter().enumerate() {
+    for row in rows {
         let id: String = row.try_get("t_", "id")?;
         let same = current.as_ref().is_some_and(|p| p.row.id == id);
         if !same {
@@ -470,7 +466,6 @@ fn decode_full_tokens(rows: &[QueryResult]) -> Result<Vec<(ApiToken, usize)>, St
                 updated_by: subject_of(row, UPDATED_BY, &token.updated_by)?,
                 row: token,
                 roles: Vec::new(),
-                first: index,
             });
         }
         if row.try_get::<Option<String>>("r_", "token_id")?.is_some()
