@@ -187,15 +187,14 @@ impl Authenticator {
         let Some(found) = self.find(&secret).await? else {
             return Ok(Err(Refusal::anonymous("unknown or revoked secret")));
         };
-        let token = &found;
         let now_ms = now_ms();
         let refusal = if found.secret_expires_at_ms.is_some_and(|end| now_ms >= end) {
             Some("secret rotated out")
-        } else if !token.enabled {
+        } else if !found.enabled {
             Some("token disabled")
-        } else if now < token.start_at {
+        } else if now < found.start_at {
             Some("token not valid yet")
-        } else if token.end_at.is_some_and(|end| now >= end) {
+        } else if found.end_at.is_some_and(|end| now >= end) {
             Some("token expired")
         } else {
             None
@@ -203,10 +202,10 @@ impl Authenticator {
         Ok(match refusal {
             Some(reason) => Err(Refusal {
                 token: Some(FailedToken {
-                    organization_id: token.organization_id.clone(),
-                    token_id: token.id.clone(),
-                    token_type: token.token_type,
-                    entity_id: token.entity_id.clone(),
+                    organization_id: found.organization_id.clone(),
+                    token_id: found.id.clone(),
+                    token_type: found.token_type,
+                    entity_id: found.entity_id.clone(),
                 }),
                 reason,
             }),

@@ -91,7 +91,7 @@ impl LiveIds {
 
     /// Replaces the set with `ids` (every token committed before the
     /// load started, as [`TokenId::bits`]) and trusts it, as confirmed up
-    /// to `as_of`. [`TokenId::bits`], the form `load` takes.
+    /// to `as_of`.
     pub fn load(&self, ids: HashSet<u128>, as_of: Instant) {
         *self.inner.ids.write().unwrap_or_else(|e| e.into_inner()) = ids;
         self.inner.trusted.store(true, Ordering::Release);
@@ -170,7 +170,7 @@ impl LiveIds {
         if !self.is_trusted() || self.contains(bits) {
             return Liveness::Unknown;
         }
-        let created = u128::from(id.created_at_millis().unwrap_or(0));
+        let created = u128::from(TokenId::created_at_millis_of(bits));
         if created + FRESH.as_millis() < u128::from(now_millis()) {
             return Liveness::Dead;
         }
