@@ -301,9 +301,20 @@ async fn poll(
             }),
         };
         // Without every change since the last read, the live-id set is
-        // loaded again (after the cursor was read, so nothing falls between).
+        // loaded again (after the cursor was read, so nothing falls
+        // between), and neither it nor the cache is used meanwhile: rows
+        // pruned before this replica read them may have been creations and
+        // revocations.
         let read = match read {
-            Ok((at, ids, false)) => live_ids(&store).await.map(|live| (at, ids, Some(live))),
+            Ok((at, ids, false)) => {
+                if cache.is_synced() {
+                    cache.desync();
+                    tracing::warn!(
+                        "change feed: rows were pruned before this replica read them; the credential cache was emptied and is bypassed until the live ids are loaded again"
+                    );
+                }
+                live_ids(&store).await.map(|live| (at, ids, Some(live)))
+            }
             Ok((at, ids, true)) => Ok((at, ids, None)),
             Err(err) => Err(err),
         };
@@ -320,11 +331,6 @@ async fn poll(
                 if !cache.is_synced() {
                     cache.resync(keep);
                     tracing::info!("change feed: current; the credential cache is in use");
-                } else if !keep {
-                    cache.clear();
-                    tracing::warn!(
-                        "change feed: rows were pruned before this replica read them; the credential cache was emptied"
-                    );
                 }
                 cursor = Some(at);
             }
