@@ -831,6 +831,23 @@ pub async fn scrape_metrics(addr: SocketAddr) -> String {
     text
 }
 
+/// Settings for a test that counts the server's database statements
+/// (`tokend_db_statements_total`): metrics on, and the background work that
+/// runs statements (health checks, usage flushes, the SQLite feed's reads)
+/// slowed down so that the test's own show.
+pub fn counting_statements(s: &mut Settings) {
+    s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    s.health_check_interval = Duration::from_secs(5);
+    s.usage_flush_interval = Duration::from_secs(60);
+    s.change_feed.poll = Duration::from_millis(500);
+}
+
+/// The sample `series` the server whose metrics are at `addr` reports now.
+pub async fn metric_now(addr: Option<SocketAddr>, series: &str) -> f64 {
+    let text = scrape_metrics(addr.expect("metrics on")).await;
+    metric_value(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"))
+}
+
 /// The value of the sample `series` (name and labels exactly as printed) in
 /// a `/metrics` text.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {

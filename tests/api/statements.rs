@@ -3,7 +3,7 @@
 //! miss and a Get are one statement each, a List at most three whatever
 //! the page size.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokend::pb;
 use tokend::pb::api_token_role::EntityType;
@@ -22,8 +22,7 @@ const ROLES: [(EntityType, &str, &str, &str); 5] = [
 
 /// Statements run so far.
 async fn statements(app: &TestApp) -> f64 {
-    let text = scrape_metrics(app.metrics_addr.expect("metrics on")).await;
-    metric_value(&text, "tokend_db_statements_total").expect("tokend_db_statements_total")
+    metric_now(app.metrics_addr, "tokend_db_statements_total").await
 }
 
 /// Runs `calls` and checks that they cost at most `per_call` statements
@@ -54,13 +53,7 @@ where
 }
 
 async fn a_miss_and_a_get_are_one_statement_and_a_list_at_most_three(db: Db) {
-    let app = TestApp::spawn_with(db, |s| {
-        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
-        s.health_check_interval = Duration::from_secs(5);
-        s.usage_flush_interval = Duration::from_secs(60);
-        s.change_feed.poll = Duration::from_millis(500);
-    })
-    .await;
+    let app = TestApp::spawn_with(db, counting_statements).await;
     let mut tokens = Vec::new();
     for n in 0..40 {
         // Five roles each, so that a token is several joined rows.
