@@ -160,6 +160,19 @@ where
         let method = method_label(request.uri().path());
         let request_id = request_id(request.headers().get(REQUEST_ID));
         let call_deadline = call_deadline(request.headers(), self.request_timeout);
+        // Anchored at the call's arrival, not at the first poll of the
+        // future below: tonic's server also times a call out at the
+        // caller's `grpc-timeout` (with CANCELLED, in its own stack outside
+        // this layer, from a timer started just after this one), and the
+        // guard's answer must come first. When the caller's deadline is the
+        // binding one it fires a millisecond early, so that the two never
+        // share a timer tick.
+        let fires_at = tokio::time::Instant::from_std(started)
+            + if call_deadline < self.request_timeout {
+                call_deadline.saturating_sub(Duration::from_millis(1))
+            } else {
+                call_deadline
+            };
         let exempt = method.starts_with("grpc.health.");
         let ticket = if exempt {
             None
@@ -195,7 +208,7 @@ where
                         tracing::debug!("request body incomplete at the deadline");
                         Ok(refusal(body_timeout_status(deadline)))
                     }
-                    () = tokio::time::sleep(call_deadline) => {
+                    () = tokio::time::sleep_until(fires_at) => {
                         tracing::debug!("call deadline passed");
                         Ok(refusal(call_deadline_status(call_deadline)))
                     }
