@@ -118,6 +118,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOKEND_USAGE_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub usage_flush_interval: Duration,
 
+    /// A token's use from the same address is written again only this long
+    /// after the last one (lastUsedAt's precision); 0s writes every use at
+    /// the next flush. A use from a new address is always written.
+    #[arg(long, env = "TOKEND_USAGE_PRECISION", default_value = "60s", value_parser = parse_duration)]
+    pub usage_precision: Duration,
+
     /// How often the health service pings the database.
     #[arg(long, env = "TOKEND_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub health_check_interval: Duration,

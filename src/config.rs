@@ -77,6 +77,8 @@ pub struct Settings {
     pub token_prefix: TokenPrefix,
     /// How often buffered usage (`lastUsedAt`) is written.
     pub usage_flush_interval: Duration,
+    /// Within how long a use from the same address is not written again.
+    pub usage_precision: Duration,
     /// How often health pings the database.
     pub health_check_interval: Duration,
     /// The credential cache.
@@ -176,6 +178,7 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
             store: StoreOptions::from_args(global),
             token_prefix: TokenPrefix::try_from(global)?,
             usage_flush_interval: args.usage_flush_interval,
+            usage_precision: args.usage_precision,
             health_check_interval: args.health_check_interval,
             auth_cache: CacheSettings {
                 capacity: args.auth_cache_capacity,

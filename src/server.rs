@@ -85,7 +85,7 @@ impl Application {
             Some(addr) => Some(metrics::bind(addr).await?),
             None => None,
         };
-        let recorders = Recorders::default();
+        let recorders = Recorders::new(settings.usage_precision);
         let cache = CredentialCache::behind_feed(settings.auth_cache);
         let auth = Authenticator::new(
             store.clone(),

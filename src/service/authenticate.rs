@@ -152,7 +152,7 @@ impl Authenticator {
             }
         };
         let ip = client.map(|ip| ip.to_string());
-        self.usage.record(&found.id, now, ip.as_deref());
+        self.usage.record(&found, now, ip.as_deref());
         Ok(Caller {
             token_id: found.id.clone(),
             name: found.name.to_string(),
@@ -241,15 +241,10 @@ impl Authenticator {
             .filter(|m| m.secret_expires_at_ms.is_none_or(|end| now_ms < end)))
     }
 
-    /// The newest use of token `id` this replica's flushes have written.
-    pub fn last_written_use(&self, id: &TokenId) -> Option<(i64, Option<String>)> {
-        self.usage.last_written(id)
-    }
-
-    /// Records a use of token `id` (Lookup counts as a use of the token
-    /// looked up).
-    pub fn record_use(&self, id: &TokenId, ip: Option<&str>) {
-        self.usage.record(id, now_seconds(), ip);
+    /// Records a use of `found`'s token (Lookup counts as a use of the
+    /// token looked up).
+    pub fn record_use(&self, found: &Arc<Credential>, ip: Option<&str>) {
+        self.usage.record(found, now_seconds(), ip);
     }
 }
 

@@ -10,8 +10,8 @@
 //! most `ttl`, a safety net behind the feed; negative entries (no such
 //! secret) at most `negative_ttl` (<= 1 s).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -40,7 +40,7 @@ pub struct CacheSettings {
 /// description, no subjects beyond the owner's display name), so that an
 /// entry stays small (issue 16: at most 512 bytes with moka's own
 /// overhead; `bench/run.sh fleet` measures it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Credential {
     /// The token's id.
     pub id: TokenId,
@@ -71,6 +71,59 @@ pub struct Credential {
     /// When this particular secret stops working, Unix milliseconds (set
     /// only for a secret rotated out with a grace period).
     pub secret_expires_at_ms: Option<i64>,
+    /// This replica's uses of the token since the entry was loaded (see
+    /// `service/usage.rs`).
+    pub uses: UseMark,
+}
+
+/// What this replica knows of a cached token's uses since it was loaded:
+/// the newest one recorded (so that a use within the usage precision of it,
+/// from the same address, need not be written again) and the newest one a
+/// flush wrote (so that Lookup's `lastUsedDate` shows it before the entry
+/// is reloaded). Kept in the entry, so it costs 56 bytes per cached token
+/// rather than an entry of a map of its own, and goes with the entry.
+#[derive(Debug, Default)]
+pub struct UseMark {
+    /// The newest recorded use, Unix seconds (0: none yet).
+    recorded_at: AtomicI64,
+    /// A hash of that use's address.
+    recorded_from: AtomicU64,
+    /// The newest written use and its address.
+    written: Mutex<Option<(i64, Option<Box<str>>)>>,
+}
+
+impl UseMark {
+    /// Notes a use at `at` (Unix seconds) from the address hashed as
+    /// `from`. False when the newest recorded use was from the same address
+    /// less than `precision` seconds earlier: this one need not be written.
+    pub fn note(&self, at: i64, from: u64, precision: i64) -> bool {
+        let last = self.recorded_at.load(Ordering::Relaxed);
+        let recent = last != 0 && at >= last && at - last < precision;
+        if recent && self.recorded_from.load(Ordering::Relaxed) == from {
+            return false;
+        }
+        self.recorded_at.store(at, Ordering::Relaxed);
+        self.recorded_from.store(from, Ordering::Relaxed);
+        true
+    }
+
+    /// Notes that a flush wrote the use at `at` from `ip`, unless it knows
+    /// of a newer one.
+    pub fn written(&self, at: i64, ip: Option<&str>) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.as_ref().is_none_or(|(newest, _)| at >= *newest) {
+            *written = Some((at, ip.map(Box::from)));
+        }
+    }
+
+    /// The newest use a flush of this replica wrote since the entry was
+    /// loaded (Unix seconds, address).
+    pub fn last_written(&self) -> Option<(i64, Option<String>)> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written
+            .as_ref()
+            .map(|(at, ip)| (*at, ip.as_deref().map(str::to_owned)))
+    }
 }
 
 impl From<DigestMatch> for Credential {
@@ -94,6 +147,7 @@ impl From<DigestMatch> for Credential {
             last_used_ip: token.last_used_ip.map(String::into_boxed_str),
             roles: token.roles.into_boxed_slice(),
             secret_expires_at_ms,
+            uses: UseMark::default(),
         }
     }
 }

@@ -15,10 +15,10 @@ pub struct Lookup {
     pub found: Arc<Credential>,
     /// Its scopes (see `permission::scopes`).
     pub scopes: Vec<String>,
-    /// Its last use as stored: the newer of what the cached entry holds
-    /// and what this replica's usage flushes have written since (the entry
-    /// can be minutes old; uses through other replicas show once it is
-    /// reloaded).
+    /// Its last use as stored: the newer of what the cached entry was
+    /// loaded with and what this replica's usage flushes have written since
+    /// (the entry can be minutes old; uses through other replicas show once
+    /// it is reloaded).
     pub last_used_at: Option<i64>,
     /// The address of that use.
     pub last_used_ip: Option<String>,
@@ -35,9 +35,9 @@ impl Tokend {
             .resolve(&secret)
             .await?
             .ok_or(Error::NotFound(TOKEN))?;
-        self.auth.record_use(&found.id, caller.ip.as_deref());
+        self.auth.record_use(&found, caller.ip.as_deref());
         let scopes = permission::scopes(&found.organization_id, &found.roles);
-        let (last_used_at, last_used_ip) = match self.auth.last_written_use(&found.id) {
+        let (last_used_at, last_used_ip) = match found.uses.last_written() {
             Some((at, ip)) if found.last_used_at.is_none_or(|cached| at > cached) => (Some(at), ip),
             _ => (
                 found.last_used_at,

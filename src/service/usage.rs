@@ -1,8 +1,15 @@
 //! Write-behind usage tracking: uses are recorded in memory on the request
 //! path and written in one batched statement per flush interval (and on
-//! shutdown). `lastUsedAt` is therefore at most one flush interval stale.
+//! shutdown). A use within the usage precision of the token's newest
+//! recorded one, from the same address, is not written again (GitLab keeps
+//! `last_used_at` to ten minutes the same way), so that a fleet of busy
+//! tokens costs one row per token per precision window, not per flush.
+//! `lastUsedAt` is therefore at most one precision window plus one flush
+//! interval behind the newest use; a use from a new address is written at
+//! the next flush.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,29 +17,28 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::time::now_seconds;
-
+use super::cache::Credential;
 use crate::domain::ids::TokenId;
+use crate::domain::time::now_seconds;
 use crate::store::{FailedToken, FailureOrigin, FailureRecord, Store, StoreError, UsageRecord};
 
-/// The latest use of each token since the last flush, and what the
-/// flushes wrote (for metrics).
+/// The newest use of each token since the last flush (with the cached
+/// credential it was recorded on, to tell it what was written), and what
+/// the flushes wrote (for metrics).
 #[derive(Debug)]
 pub struct UsageRecorder {
-    pending: Mutex<HashMap<TokenId, (i64, Option<String>)>>,
-    /// The newest use of each token that a flush wrote, so that answers
-    /// built from a long-cached entry (Lookup's `lastUsedDate`) show what
-    /// the database now holds; bounded, and kept as long as an entry may
-    /// be cached.
-    written: moka::sync::Cache<TokenId, (i64, Option<String>)>,
+    pending: Mutex<HashMap<TokenId, Pending>>,
+    /// Seconds within which a use from the same address is not written again.
+    precision: i64,
     stats: FlushStats,
 }
 
-/// Most tokens whose last written use is remembered.
-const MAX_WRITTEN: u64 = 100_000;
-
-/// How long a written use is remembered (the longest a cached entry lives).
-const WRITTEN_FOR: Duration = Duration::from_secs(3600);
+#[derive(Debug)]
+struct Pending {
+    at: i64,
+    ip: Option<String>,
+    credential: Arc<Credential>,
+}
 
 /// What usage flushes have written so far.
 #[derive(Debug)]
@@ -41,48 +47,75 @@ pub struct FlushStats {
     pub writes: AtomicU64,
     /// Token rows they updated.
     pub rows: AtomicU64,
+    /// Uses not written because an earlier one from the same address within
+    /// the precision was.
+    pub coalesced: AtomicU64,
     /// When the last flush succeeded (Unix seconds).
     pub last_success: AtomicI64,
 }
 
-impl Default for UsageRecorder {
-    fn default() -> Self {
+/// The hash a use's address is compared by (fixed keys: the same address
+/// hashes the same on every call).
+fn address_hash(ip: Option<&str>) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(ip)
+}
+
+impl UsageRecorder {
+    /// A recorder that writes a token's use again from the same address
+    /// only once `precision` has passed since the last one it recorded
+    /// (zero: every use is written at the next flush).
+    pub fn new(precision: Duration) -> Self {
         Self {
             pending: Mutex::default(),
-            written: moka::sync::Cache::builder()
-                .max_capacity(MAX_WRITTEN)
-                .time_to_live(WRITTEN_FOR)
-                .build(),
+            precision: i64::try_from(precision.as_secs()).unwrap_or(i64::MAX),
             stats: FlushStats {
                 writes: AtomicU64::new(0),
                 rows: AtomicU64::new(0),
+                coalesced: AtomicU64::new(0),
                 last_success: AtomicI64::new(now_seconds()),
             },
         }
     }
-}
 
-impl UsageRecorder {
-    /// Notes that `token_id` was used at `at` (Unix seconds) from `ip`.
-    /// Keeps only the newest use per token.
-    pub fn record(&self, token_id: &TokenId, at: i64, ip: Option<&str>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match pending.get_mut(token_id) {
-            Some(entry) if entry.0 > at => {}
-            Some(entry) => {
-                if entry.0 != at || entry.1.as_deref() != ip {
-                    *entry = (at, ip.map(str::to_owned));
-                }
-            }
-            None => {
-                pending.insert(token_id.clone(), (at, ip.map(str::to_owned)));
-            }
+    /// Notes that `credential`'s token was used at `at` (Unix seconds) from
+    /// `ip`. Keeps only the newest use per token, and none within the
+    /// precision of the last one recorded from the same address.
+    pub fn record(&self, credential: &Arc<Credential>, at: i64, ip: Option<&str>) {
+        if !credential.uses.note(at, address_hash(ip), self.precision) {
+            self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.keep(&mut pending, credential, at, ip);
     }
 
-    /// The newest use of `token_id` a flush has written (Unix seconds, address).
-    pub fn last_written(&self, token_id: &TokenId) -> Option<(i64, Option<String>)> {
-        self.written.get(token_id)
+    fn keep(
+        &self,
+        pending: &mut HashMap<TokenId, Pending>,
+        credential: &Arc<Credential>,
+        at: i64,
+        ip: Option<&str>,
+    ) {
+        match pending.get_mut(&credential.id) {
+            Some(entry) if entry.at > at => {}
+            Some(entry) => {
+                if entry.at != at || entry.ip.as_deref() != ip {
+                    entry.at = at;
+                    entry.ip = ip.map(str::to_owned);
+                }
+                entry.credential = Arc::clone(credential);
+            }
+            None => {
+                pending.insert(
+                    credential.id.clone(),
+                    Pending {
+                        at,
+                        ip: ip.map(str::to_owned),
+                        credential: Arc::clone(credential),
+                    },
+                );
+            }
+        }
     }
 
     /// How many tokens have unflushed uses.
@@ -99,12 +132,14 @@ impl UsageRecorder {
     /// one arrived meanwhile) for the next flush. Returns how many tokens
     /// were written.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<UsageRecord> = {
+        let (batch, credentials): (Vec<UsageRecord>, Vec<Arc<Credential>>) = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending
                 .drain()
-                .map(|(token_id, (at, ip))| UsageRecord { token_id, at, ip })
-                .collect()
+                .map(|(token_id, Pending { at, ip, credential })| {
+                    (UsageRecord { token_id, at, ip }, credential)
+                })
+                .unzip()
         };
         if batch.is_empty() {
             self.stats
@@ -114,15 +149,8 @@ impl UsageRecorder {
         }
         match store.record_usage(&batch).await {
             Ok(_) => {
-                for record in batch.iter() {
-                    let newer = self
-                        .written
-                        .get(&record.token_id)
-                        .is_none_or(|(at, _)| record.at >= at);
-                    if newer {
-                        self.written
-                            .insert(record.token_id.clone(), (record.at, record.ip.clone()));
-                    }
+                for (record, credential) in batch.iter().zip(&credentials) {
+                    credential.uses.written(record.at, record.ip.as_deref());
                 }
                 self.stats
                     .last_success
@@ -134,8 +162,9 @@ impl UsageRecorder {
                 Ok(batch.len())
             }
             Err(err) => {
-                for record in &batch {
-                    self.record(&record.token_id, record.at, record.ip.as_deref());
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for (record, credential) in batch.iter().zip(&credentials) {
+                    self.keep(&mut pending, credential, record.at, record.ip.as_deref());
                 }
                 Err(err)
             }
@@ -371,7 +400,7 @@ fn log_summary(batch: &[FailureRecord]) {
 }
 
 /// The write-behind buffers, flushed together.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Recorders {
     /// Uses (`lastUsedAt`).
     pub usage: Arc<UsageRecorder>,
@@ -380,6 +409,15 @@ pub struct Recorders {
 }
 
 impl Recorders {
+    /// Empty buffers; uses are written with `usage_precision` (see
+    /// [`UsageRecorder::new`]).
+    pub fn new(usage_precision: Duration) -> Self {
+        Self {
+            usage: Arc::new(UsageRecorder::new(usage_precision)),
+            failures: Arc::default(),
+        }
+    }
+
     /// Writes both buffers; what fails is kept for the next flush.
     pub async fn flush(&self, store: &Store) {
         if let Err(err) = self.usage.flush(store).await {
@@ -415,20 +453,87 @@ mod tests {
         TokenId::generate(1, [n; 10])
     }
 
+    fn credential(n: u8) -> Arc<Credential> {
+        let org = crate::domain::ids::OrganizationId::parse("org", "org-a").unwrap();
+        Arc::new(Credential {
+            id: id(n),
+            organization_id: org,
+            token_type: crate::domain::token::TokenType::Organization,
+            entity_id: crate::domain::ids::EntityId::from_stored("org-a".to_owned()),
+            name: "t".into(),
+            owner: "o".into(),
+            enabled: true,
+            start_at: 0,
+            end_at: None,
+            created_at: 0,
+            last_used_at: None,
+            last_used_ip: None,
+            roles: Box::new([]),
+            secret_expires_at_ms: None,
+            uses: Default::default(),
+        })
+    }
+
+    fn pending_of(usage: &UsageRecorder, n: u8) -> Option<(i64, Option<String>)> {
+        let pending = usage.pending.lock().unwrap();
+        pending.get(&id(n)).map(|p| (p.at, p.ip.clone()))
+    }
+
     #[test]
     fn keeps_only_the_newest_use_per_token() {
-        let usage = UsageRecorder::default();
+        let usage = UsageRecorder::new(Duration::ZERO);
+        let (one, two) = (credential(1), credential(2));
         for at in [10, 30, 20] {
-            usage.record(&id(1), at, Some("10.0.0.1"));
+            usage.record(&one, at, Some("10.0.0.1"));
         }
-        usage.record(&id(1), 30, Some("10.0.0.2"));
-        usage.record(&id(2), 5, None);
+        usage.record(&one, 30, Some("10.0.0.2"));
+        usage.record(&two, 5, None);
         assert_eq!(usage.pending(), 2);
-        let pending = usage.pending.lock().unwrap();
         assert_eq!(
-            pending.get(&id(1)),
-            Some(&(30, Some("10.0.0.2".to_owned())))
+            pending_of(&usage, 1),
+            Some((30, Some("10.0.0.2".to_owned())))
         );
+    }
+
+    #[test]
+    fn a_use_within_the_precision_from_the_same_address_is_not_written_again() {
+        let usage = UsageRecorder::new(Duration::from_secs(60));
+        let one = credential(1);
+        usage.record(&one, 100, Some("10.0.0.1"));
+        drop(usage.pending.lock().unwrap().drain());
+        usage.record(&one, 159, Some("10.0.0.1"));
+        assert_eq!(usage.pending(), 0, "59 s later, same address: coalesced");
+        assert_eq!(usage.stats().coalesced.load(Ordering::Relaxed), 1);
+        usage.record(&one, 130, Some("10.0.0.2"));
+        assert_eq!(
+            pending_of(&usage, 1),
+            Some((130, Some("10.0.0.2".to_owned()))),
+            "a new address is written at once"
+        );
+        drop(usage.pending.lock().unwrap().drain());
+        usage.record(&one, 189, Some("10.0.0.2"));
+        assert_eq!(usage.pending(), 0);
+        usage.record(&one, 190, Some("10.0.0.2"));
+        assert_eq!(
+            pending_of(&usage, 1),
+            Some((190, Some("10.0.0.2".to_owned()))),
+            "60 s after the last recorded use"
+        );
+        usage.record(&credential(1), 191, Some("10.0.0.2"));
+        assert_eq!(
+            pending_of(&usage, 1),
+            Some((191, Some("10.0.0.2".to_owned()))),
+            "a reloaded entry knows nothing yet, so its first use is written"
+        );
+    }
+
+    #[test]
+    fn a_written_use_is_kept_in_the_entry_newest_first() {
+        let one = credential(1);
+        assert_eq!(one.uses.last_written(), None);
+        one.uses.written(20, Some("10.0.0.1"));
+        one.uses.written(10, Some("10.0.0.9"));
+        assert_eq!(one.uses.last_written(), Some((20, Some("10.0.0.1".into()))));
     }
 
     fn charged(n: u8) -> FailedToken {

@@ -258,6 +258,12 @@ impl Collector for Live {
             "Token rows those statements updated",
             flushes.rows.load(Ordering::Relaxed),
         )?;
+        counter(
+            &mut encoder,
+            "tokend_usage_coalesced",
+            "Uses not written because one from the same address was recorded less than --usage-precision earlier",
+            flushes.coalesced.load(Ordering::Relaxed),
+        )?;
         gauge(
             &mut encoder,
             "tokend_usage_pending_tokens",

@@ -14,13 +14,14 @@ use tokend::server::Application;
 use tonic::Code;
 
 use crate::helpers::{
-    Db, Replica, TestApp, TestDb, change_token, eventually, test_settings, with_bearer,
+    Db, Replica, TestApp, TestDb, change_token, eventually, metric_now, test_settings, with_bearer,
     workspace_token,
 };
 
 crate::both_databases!(
     changes_through_one_replica_reach_the_other_within_the_cache_bound,
     usage_from_both_replicas_lands_without_going_backwards,
+    a_use_within_the_precision_from_one_address_is_written_once,
     replicas_starting_together_migrate_once,
 );
 
@@ -141,10 +142,71 @@ async fn past_second(second: i64) {
     .await;
 }
 
+/// The default `--usage-precision` (60 s): a token's second use from the
+/// same address within it is not written again, one from a new address is.
+async fn a_use_within_the_precision_from_one_address_is_written_once(db: Db) {
+    let app = TestApp::spawn_with(db, |s| {
+        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await;
+    let coalesced = || metric_now(app.metrics_addr, "tokend_usage_coalesced_total");
+    // The use marks live in cached entries: wait for the cache to be in use.
+    eventually("the change feed synced", || async {
+        (metric_now(app.metrics_addr, "tokend_change_feed_synced").await == 1.0).then_some(())
+    })
+    .await;
+    let token = app.create(workspace_token("precise", "ws1")).await;
+    // The owner was last used from 127.0.0.1 (the create), so this call
+    // writes a use of both tokens.
+    use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+    let first = eventually("the first use written", || async {
+        let (at, ip) = app.db.usage_of(&token.id).await;
+        (ip.as_deref() == Some("192.0.2.1")).then_some(at)
+    })
+    .await
+    .expect("lastUsedAt with the address");
+    assert_eq!(coalesced().await, 0.0);
+    past_second(first).await;
+    // On SQLite the feed's poll may deliver the create after the first use
+    // and drop the entry that use marked (a reloaded entry writes its first
+    // use again), so the first coalesced uses are awaited; after them the
+    // entries are settled and every further use from the address coalesces.
+    eventually("a use from the same address coalesced", || async {
+        use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+        (coalesced().await >= 2.0).then_some(())
+    })
+    .await;
+    let settled = coalesced().await;
+    use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+    assert_eq!(
+        coalesced().await,
+        settled + 2.0,
+        "the looked-up token's and the caller's next use from 192.0.2.1"
+    );
+    use_from(&app.client, &app.secret, &token.token, "192.0.2.7").await;
+    let (at, _) = eventually("the use from a new address written", || async {
+        let (at, ip) = app.db.usage_of(&token.id).await;
+        (ip.as_deref() == Some("192.0.2.7")).then_some((at, ip))
+    })
+    .await;
+    assert!(at.is_some_and(|at| at > first), "{at:?} after {first}");
+    assert_eq!(coalesced().await, settled + 2.0, "a new address is written");
+    app.stop().await;
+}
+
 async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
-    let a = TestApp::spawn_with(db, |s| s.usage_flush_interval = Duration::from_millis(200)).await;
+    // Every use is written (no precision window): the test is about the
+    // order in which the replicas' writes land.
+    let a = TestApp::spawn_with(db, |s| {
+        s.usage_flush_interval = Duration::from_millis(200);
+        s.usage_precision = Duration::ZERO;
+    })
+    .await;
     let b = a
-        .replica(|s| s.usage_flush_interval = Duration::from_millis(300))
+        .replica(|s| {
+            s.usage_flush_interval = Duration::from_millis(300);
+            s.usage_precision = Duration::ZERO;
+        })
         .await;
     let token = a.create(workspace_token("shared", "ws1")).await;
     // Both replicas record uses and flush them on their own schedules;
@@ -171,7 +233,10 @@ async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
     // A newer use through B must win over an older one through C, even
     // when C flushes last: C flushes only when it stops.
     let c = a
-        .replica(|s| s.usage_flush_interval = Duration::from_secs(3600))
+        .replica(|s| {
+            s.usage_flush_interval = Duration::from_secs(3600);
+            s.usage_precision = Duration::ZERO;
+        })
         .await;
     use_from(&c.client, &token.token, &a.secret, "192.0.2.3").await;
     past_second(now_seconds()).await;
