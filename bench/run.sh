@@ -8,7 +8,8 @@
 #   bench/run.sh fleet sqlite|postgres    # issue 16.5: 1M tokens seeded (once, kept in $BENCH_FLEET_DIR); Lookups
 #                                         # uniform over 100k known secrets at 16 and 128 in flight (cold pass, then
 #                                         # warm, hit ratio), one token warm, malformed, unknown id, wrong secret,
-#                                         # Get, List 20, each after its own no-op run; RSS with
+#                                         # Get, List 20, each a ratio to the no-op run in alternation
+#                                         # with it (bench/paired.py); RSS with
 #                                         # 100k and 1M cached credentials
 #
 # Needs: a release build (`cargo build --release --bins --examples`), and for
@@ -74,23 +75,23 @@ if [ "$mode" = fleet ]; then
   serve --auth-cache-capacity 1100000 --max-in-flight-per-client 0 # 128 in flight from one load generator
   until [ "$(metric tokend_live_token_ids)" != "-1" ] && [ -n "$(metric tokend_live_token_ids)" ]; do sleep 0.2; done
   emit "{\"row\":\"rss_idle_kb\",\"db\":\"$db\",\"live_token_ids\":$(metric tokend_live_token_ids),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
-  # Every row is preceded by its own no-op run (same concurrency): the
-  # machine is shared and its speed drifts within a sitting.
+  # Every row is a ratio to the no-op measured in alternation with it
+  # (bench/paired.py: PAIRS short pairs, the median ratio and its spread):
+  # the machine is shared and its speed drifts within a sitting.
   noop() { local line; line=$(load --scenario noop --concurrency "$1" --duration "$DURATION" --label "$db noop c$1"); emit "$line"; echo "$line" > "$work/noop"; }
+  paired() { python3 bench/paired.py "$EX/loadgen" "http://127.0.0.1:$port" "$@"; }
   noop 16
   # Cold: every secret of the known set once (each a miss).
   cold=$(load --scenario warm-cache --secrets-file "$work/known.txt" --concurrency 16)
   emit "{\"row\":\"fleet_cold_c16\",\"db\":\"$db\",\"warm\":$cold,\"rps\":$(python3 -c "import json,sys; w=json.loads(sys.argv[1]); print(round(w['secrets']/w['seconds']))" "$cold"),\"noop_rps\":$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rps'])" "$(cat "$work/noop")")}"
   for c in 16 128; do
-    noop "$c"
     h0=$(counter tokend_auth_cache_hits_total); m0=$(counter tokend_auth_cache_misses_total)
-    line=$(load --scenario fleet --secrets-file "$work/known.txt" --concurrency "$c" --duration "$DURATION" --label "$db fleet c$c")
+    line=$(paired fleet "$c" "$db fleet c$c" --secrets-file "$work/known.txt")
     h1=$(counter tokend_auth_cache_hits_total); m1=$(counter tokend_auth_cache_misses_total)
-    emit "$(ratio "$(cat "$work/noop")" "$line" | python3 -c "import json,sys; r=json.load(sys.stdin); h=$h1-$h0; m=$m1-$m0; r['cache_hit_ratio']=round(h/(h+m),4) if h+m else None; print(json.dumps(r))")"
+    emit "$(echo "$line" | python3 -c "import json,sys; r=json.load(sys.stdin); h=$h1-$h0; m=$m1-$m0; r['cache_hit_ratio']=round(h/(h+m),4) if h+m else None; print(json.dumps(r))")"
   done
   for s in lookup-warm malformed lookup-unknown wrong-secret get list; do
-    noop 16
-    emit "$(ratio "$(cat "$work/noop")" "$(load --scenario $s --concurrency 16 --duration "$DURATION" --label "$db $s c16")")"
+    emit "$(paired $s 16 "$db $s c16")"
   done
   emit "{\"row\":\"rss_100k_cached_kb\",\"db\":\"$db\",\"cache_entries\":$(metric tokend_auth_cache_entries),\"vmrss\":$(rss $pid VmRSS),\"vmhwm\":$(rss $pid VmHWM)}"
   emit "$(load --scenario warm-cache --secrets-file "$fleet/secrets.txt" --concurrency 16)"
