@@ -110,6 +110,11 @@ def main(source, target):
             operation["responses"]["200"]["description"] = "OK"
             if "properties" in operation["responses"]["200"].get("schema", {}):
                 operation["responses"]["200"]["schema"] = {"type": "object", "properties": {}}
+            if method == "delete":
+                # The sidecar answers Astronomer's 204 with no body, not the
+                # transcoded google.protobuf.Empty (deploy/envoy/envoy.yaml).
+                del operation["responses"]["200"]
+                operation["responses"]["204"] = {"description": "Deleted; no body."}
         paths[new_path] = operations
     spec["paths"] = paths
 

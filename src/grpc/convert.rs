@@ -41,6 +41,7 @@ pub fn api_token(token: ApiToken, secret: Option<String>) -> pb::ApiToken {
         token: secret.unwrap_or_default(),
         updated_by: Some((&token.updated_by).into()),
         kind: kind_to_pb(token.kind) as i32,
+        last_rotated_at: token.last_rotated_at.map(timestamp),
     }
 }
 

@@ -30,6 +30,7 @@ impl fmt::Debug for pb::ApiToken {
             .field("token", &redacted(&self.token))
             .field("updated_by", &self.updated_by)
             .field("kind", &self.kind)
+            .field("last_rotated_at", &self.last_rotated_at)
             .finish()
     }
 }

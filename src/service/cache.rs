@@ -341,6 +341,7 @@ mod tests {
                 updated_by: subject,
                 last_used_at: None,
                 last_used_ip: None,
+                last_rotated_at: None,
                 roles: vec![RoleBinding::from_stored(
                     EntityType::Workspace,
                     ws,

@@ -64,7 +64,7 @@ async fn create_names_the_offending_field(db: Db) {
     let cases = [
         refused("name", workspace_token("", "ws1")),
         refused("name", workspace_token("  \t ", "ws1")),
-        refused("name", workspace_token(&"n".repeat(256), "ws1")),
+        refused("name", workspace_token(&"n".repeat(257), "ws1")),
         refused("name", workspace_token("bell\u{7}", "ws1")),
         refused(
             "description",
@@ -243,7 +243,7 @@ async fn create_reports_every_violation_at_once(db: Db) {
 
 async fn create_accepts_the_boundaries(db: Db) {
     let app = TestApp::spawn(db).await;
-    let long_name = "n".repeat(255);
+    let long_name = "n".repeat(256);
     let token = app
         .create(pb::CreateApiTokenRequest {
             description: "d".repeat(1000),
@@ -260,7 +260,7 @@ async fn create_accepts_the_boundaries(db: Db) {
     );
 
     // Lengths count characters, not bytes.
-    let wide_name = "é".repeat(255);
+    let wide_name = "é".repeat(256);
     let wide = app
         .create(pb::CreateApiTokenRequest {
             description: "ü".repeat(1000),

@@ -229,7 +229,7 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
         &too_big,
     );
     for (field, value) in [
-        ("name", "n".repeat(256)),
+        ("name", "n".repeat(257)),
         ("description", "d".repeat(1001)),
         ("entityId", "e".repeat(256)),
     ] {

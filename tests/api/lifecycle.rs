@@ -104,6 +104,17 @@ async fn update_changes_only_given_fields(db: Db) {
         (described.name.as_str(), described.description.as_str()),
         ("ci-2", "")
     );
+    // Astronomer's bound: 256 characters (not bytes) is the longest name.
+    let longest = "é".repeat(256);
+    let renamed = client
+        .update_api_token(app.req(pb::UpdateApiTokenRequest {
+            name: Some(longest.clone()),
+            ..update(&token.id)
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.name, longest);
     app.stop().await;
 }
 
@@ -158,7 +169,7 @@ async fn update_validation_names_the_field(db: Db) {
         ),
         (
             pb::UpdateApiTokenRequest {
-                name: Some("n".repeat(256)),
+                name: Some("n".repeat(257)),
                 ..update(&token.id)
             },
             "name",
@@ -410,9 +421,49 @@ async fn rotate_kills_the_old_secret_at_once(db: Db) {
         Code::NotFound,
     );
     assert!(works(&app, &rotated.token).await);
+    let got = app.get(&token.id).await.unwrap();
+    assert_eq!(got.short_token, rotated.short_token);
+    // lastRotatedAt: absent until a rotation, then the rotation's time, the
+    // same in Rotate's answer, Get, List and every later write's answer.
+    assert_eq!(token.last_rotated_at, None, "never rotated at creation");
+    let at = rotated.last_rotated_at.expect("set by Rotate").seconds;
+    assert!(
+        (token.created_at.unwrap().seconds..=token.created_at.unwrap().seconds + 60).contains(&at)
+    );
+    assert_eq!(got.last_rotated_at.map(|t| t.seconds), Some(at));
+    let listed = app
+        .client
+        .clone()
+        .list_api_tokens(app.req(pb::ListApiTokensRequest {
+            organization_id: ORG.into(),
+            workspace_id: "ws1".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
-        app.get(&token.id).await.unwrap().short_token,
-        rotated.short_token
+        listed
+            .tokens
+            .iter()
+            .find(|t| t.id == token.id)
+            .and_then(|t| t.last_rotated_at.map(|t| t.seconds)),
+        Some(at)
+    );
+    let renamed = app
+        .client
+        .clone()
+        .update_api_token(app.req(pb::UpdateApiTokenRequest {
+            name: Some("ci renamed".into()),
+            ..update(&token.id)
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        renamed.last_rotated_at.map(|t| t.seconds),
+        Some(at),
+        "an update keeps it"
     );
     app.stop().await;
 }

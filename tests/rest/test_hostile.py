@@ -161,7 +161,7 @@ def test_path_binding_beats_the_body():
     made = ok(call("POST", CREATE, {"organizationId": "org-rest-other", "name": unique("bound"),
                                     "type": "ORGANIZATION", "role": "ORGANIZATION_MEMBER"}))
     assert ok(call("GET", f"/iam/v1beta1/organizations/{ORG}/tokens/{made['id']}"))["id"] == made["id"]
-    ok(call("DELETE", f"/iam/v1beta1/organizations/{ORG}/tokens/{made['id']}"))
+    ok(call("DELETE", f"/iam/v1beta1/organizations/{ORG}/tokens/{made['id']}"), 204)
 
 
 def test_not_json_at_all():

@@ -2,6 +2,8 @@
 query parameter in the seed's spelling, the seeds' key sets and types, and
 every error row of the contract by HTTP status."""
 
+import re
+
 import pytest
 
 from conftest import (
@@ -135,8 +137,11 @@ def test_create_update_roles_rotate_events_delete_round_trip():
     with_roles = ok(call("POST", path + "/roles", {"roles": roles}))
     assert with_roles["roles"] == [dict(roles[0], deploymentId="")]
 
+    assert "lastRotatedAt" not in created and "lastRotatedAt" not in updated, "never rotated yet"
     rotated = ok(call("POST", path + "/rotate", {}))
     assert rotated["token"] and rotated["token"] != created["token"]
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", rotated["lastRotatedAt"]), rotated
+    assert ok(call("GET", path))["lastRotatedAt"] == rotated["lastRotatedAt"]
     assert ok(lookup(rotated["token"]))["name"] == "renamed"
     eventually("the old secret to stop working", lambda: lookup(created["token"]).status == 404)
 
@@ -159,7 +164,10 @@ def test_create_update_roles_rotate_events_delete_round_trip():
     page = eventually("a page equal to the full listing's events 1..3", page_matching_the_full_listing)
     assert (page["limit"], page["offset"], len(page["events"])) == (2, 1, 2)
 
-    assert ok(call("DELETE", path)) == {}
+    # Astronomer's DeleteApiToken: 204 and no body (gRPC keeps Empty).
+    deleted = call("DELETE", path)
+    assert (deleted.status, deleted.raw) == (204, b""), deleted
+    assert deleted.headers.get("content-type") is None, dict(deleted.headers)
     assert call("GET", path).status == 404
     assert call("DELETE", path).status == 404
     assert lookup(rotated["token"]).status == 404
@@ -336,7 +344,7 @@ def test_not_found_is_404(used_token):
     for method, suffix, body in [("POST", "", {"name": "x"}), ("POST", "/roles", {"roles": []}), ("POST", "/rotate", {}), ("DELETE", "", None), ("GET", "/events", None)]:
         error(call(method, token_path(used_token["id"], org=OTHER_ORG) + suffix, body), 404, 5)
     gone = create()
-    ok(call("DELETE", token_path(gone["id"])))
+    ok(call("DELETE", token_path(gone["id"])), 204)
     error(lookup(gone["token"]), 404, 5)
 
 
