@@ -4,6 +4,7 @@
 //! server runs, or a replacement pod starting before the old one is gone),
 //! so every test here runs on both.
 
+use crate::helpers::Secret as _;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -93,15 +94,16 @@ async fn changes_through_one_replica_reach_the_other_within_the_cache_bound(db: 
             .create(workspace_token(&format!("{change} me"), "ws1"))
             .await;
         // Warm B's cache with the token.
-        assert!(authenticates(&mut b.client.clone(), &token.token, &probe).await);
+        assert!(authenticates(&mut b.client.clone(), &token.secret(), &probe).await);
         let changed = Instant::now();
         change_token(&a.client, &a.secret, &token.id, change).await;
         // A refuses at once; B within the bound.
         assert!(
-            !authenticates(&mut client_a, &token.token, &probe).await,
+            !authenticates(&mut client_a, &token.secret(), &probe).await,
             "{change}: A refuses at once"
         );
-        let took = refused_within_the_ttl(change, &b.client, &token.token, &probe, changed).await;
+        let took =
+            refused_within_the_ttl(change, &b.client, &token.secret(), &probe, changed).await;
         eprintln!("{db:?} {change}: B refused {took:?} after the change");
     }
     b.stop().await;
@@ -156,8 +158,8 @@ async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
             Instant::now() < deadline,
             "lastUsedAt did not advance twice in 30 s: {seen:?}"
         );
-        use_from(&a.client, &token.token, &a.secret, "192.0.2.1").await;
-        use_from(&b.client, &token.token, &a.secret, "192.0.2.2").await;
+        use_from(&a.client, &token.secret(), &a.secret, "192.0.2.1").await;
+        use_from(&b.client, &token.secret(), &a.secret, "192.0.2.2").await;
         if let (Some(used), _) = a.db.usage_of(&token.id).await {
             seen.push(used);
         }
@@ -173,11 +175,11 @@ async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
     let c = a
         .replica(|s| s.usage_flush_interval = Duration::from_secs(3600))
         .await;
-    use_from(&c.client, &token.token, &a.secret, "192.0.2.3").await;
+    use_from(&c.client, &token.secret(), &a.secret, "192.0.2.3").await;
     past_second(now_seconds()).await;
     // A's and B's last uses above are older still.
     let newest = now_seconds();
-    use_from(&b.client, &token.token, &a.secret, "192.0.2.2").await;
+    use_from(&b.client, &token.secret(), &a.secret, "192.0.2.2").await;
     b.stop().await;
     let stored = a.db.usage_of(&token.id).await;
     assert_eq!(
