@@ -4,8 +4,9 @@ protoc-gen-swagger 1.6.4 writes path and query parameters with proto field
 names (`organization_id`, `dag_tags`), leaves repeated query parameters in
 Swagger's default comma-separated format, and knows nothing of errors or of
 authentication. Envoy's transcoder takes the lowerCamelCase names of the
-seeds (`organizationId`, `dagTags=a&dagTags=b`), answers errors as
-`{"code", "message", "details"}` with the HTTP status of the contract, and
+seeds (`organizationId`, `dagTags=a&dagTags=b`), answers errors in the
+vendor's shape of the path (Astronomer's Error, Dynatrace's ErrorEnvelope)
+with the HTTP status of the contract, and
 tokend wants `Authorization: Bearer`. This script says so, deterministically.
 
     python3 postprocess.py GENERATED.json OUT.json
@@ -20,23 +21,57 @@ def camel(name):
     return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
 
 
-STATUS = {
+# The vendors' error bodies (issue 18.1), as the sidecar answers them: the
+# Dynatrace path family (/api/...) and Astronomer's (everything else).
+ASTRONOMER_ERROR = {
     "type": "object",
-    "description": "A gRPC status as JSON: the error body of every non-2xx answer, from "
-    "tokend through Envoy's transcoder or from Envoy itself.",
+    "description": "Astronomer's Error: the error body under /iam/v1beta1 and /platform/v1beta1, "
+    "from tokend through the sidecar or from the sidecar itself.",
     "properties": {
-        "code": {"type": "integer", "format": "int32", "description": "The google.rpc.Code."},
         "message": {"type": "string", "description": "What went wrong; names the offending field."},
-        "details": {"type": "array", "items": {"$ref": "#/definitions/protobufAny"}},
+        "requestId": {"type": "string", "description": "The request id, as in the x-request-id header."},
+        "statusCode": {"type": "integer", "minimum": 400, "maximum": 600, "description": "The HTTP status."},
+        "fieldErrors": {
+            "type": "array",
+            "description": "On 400 from validation: one entry per bad field.",
+            "items": {"$ref": "#/definitions/FieldValidationError"},
+        },
     },
-    "required": ["code", "message"],
+    "required": ["message", "requestId", "statusCode"],
 }
-
-ANY = {
+FIELD_ERROR = {
     "type": "object",
-    "description": "A google.protobuf.Any as JSON, e.g. a google.rpc.BadRequest.",
-    "properties": {"@type": {"type": "string"}},
-    "additionalProperties": True,
+    "properties": {
+        "code": {"type": "string"},
+        "field": {"type": "string"},
+        "message": {"type": "string"},
+    },
+    "required": ["code", "field", "message"],
+}
+DYNATRACE_ERROR = {
+    "type": "object",
+    "description": "Dynatrace's ErrorEnvelope: the error body under /api/v2.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "integer", "format": "int32", "description": "The HTTP status."},
+                "message": {"type": "string"},
+                "constraintViolations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "message": {"type": "string"},
+                            "parameterLocation": {"type": "string", "enum": ["PATH", "PAYLOAD_BODY", "QUERY"]},
+                            "location": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+    },
 }
 
 # HTTP status -> (gRPC code, when). The contract's error table, plus what
@@ -82,8 +117,11 @@ def main(source, target):
     }
     spec["security"] = [{"bearer": []}]
     definitions = spec["definitions"]
-    definitions["rpcStatus"] = STATUS
-    definitions["protobufAny"] = ANY
+    definitions.pop("rpcStatus", None)
+    definitions.pop("protobufAny", None)
+    definitions["Error"] = ASTRONOMER_ERROR
+    definitions["FieldValidationError"] = FIELD_ERROR
+    definitions["ErrorEnvelope"] = DYNATRACE_ERROR
 
     path_fields = set()
     paths = {}
@@ -102,10 +140,11 @@ def main(source, target):
             errors = dict(ERRORS)
             if method != "get":
                 errors.update(WRITE_ERRORS)
+            shape = "ErrorEnvelope" if new_path.startswith("/api/") else "Error"
             for status, description in sorted(errors.items()):
                 operation["responses"][status] = {
                     "description": description,
-                    "schema": {"$ref": "#/definitions/rpcStatus"},
+                    "schema": {"$ref": f"#/definitions/{shape}"},
                 }
             operation["responses"]["200"]["description"] = "OK"
             if "properties" in operation["responses"]["200"].get("schema", {}):
