@@ -95,6 +95,36 @@ WRITE_ERRORS = {
 }
 
 
+# Query parameters' bounds, as tokend enforces them (src/domain/list.rs,
+# issue 18.11): Astronomer's spec states them the same way.
+QUERY_BOUNDS = {
+    "offset": {"minimum": 0, "default": 0},
+    "limit": {"minimum": 0, "maximum": 1000, "default": 20},
+}
+SORTS = [f"{field}:{direction}" for field in ("name", "description", "createdAt", "updatedAt", "tokenStartAt")
+         for direction in ("asc", "desc")]
+
+
+def without_unspecified(node):
+    """Drops proto3's zero values (`*_UNSPECIFIED`) from every enum a client
+    sends or receives: tokend never answers one and refuses or ignores one
+    sent (absent means the same), so a generated client should not offer it."""
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list):
+            node["enum"] = [v for v in node["enum"] if not str(v).endswith("_UNSPECIFIED")]
+        if str(node.get("default", "")).endswith("_UNSPECIFIED"):
+            del node["default"]
+        if isinstance(node.get("description"), str):
+            node["description"] = "\n".join(
+                line for line in node["description"].split("\n") if "_UNSPECIFIED:" not in line
+            ).rstrip()
+        for value in node.values():
+            without_unspecified(value)
+    elif isinstance(node, list):
+        for value in node:
+            without_unspecified(value)
+
+
 def main(source, target):
     with open(source) as f:
         spec = json.load(f)
@@ -135,8 +165,14 @@ def main(source, target):
                     parameter["name"] = camel(parameter["name"])
                 if parameter.get("type") == "array" and parameter["in"] == "query":
                     parameter["collectionFormat"] = "multi"
+                if parameter["in"] == "query":
+                    parameter.update(QUERY_BOUNDS.get(parameter["name"], {}))
+                    if parameter["name"] == "sorts":
+                        parameter["items"]["enum"] = SORTS
                 if parameter["in"] == "body":
-                    parameter["required"] = True
+                    # Rotate's body only carries the optional grace period:
+                    # Astronomer's clients send none, which the sidecar takes.
+                    parameter["required"] = not new_path.endswith("/rotate")
             errors = dict(ERRORS)
             if method != "get":
                 errors.update(WRITE_ERRORS)
@@ -167,6 +203,8 @@ def main(source, target):
                     schema = definitions[ref.rsplit("/", 1)[1]]
                     for field in path_fields:
                         schema.get("properties", {}).pop(field, None)
+
+    without_unspecified(spec)
 
     with open(target, "w") as f:
         json.dump(spec, f, indent=2, sort_keys=True)
