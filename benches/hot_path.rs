@@ -37,6 +37,7 @@ fn sample_token(id: TokenId) -> DigestMatch {
             updated_by: subject,
             last_used_at: None,
             last_used_ip: None,
+            last_rotated_at: None,
             roles: vec![RoleBinding::from_stored(
                 EntityType::Workspace,
                 EntityId::parse("e", "ws1").unwrap(),

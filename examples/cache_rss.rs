@@ -135,6 +135,7 @@ fn credential(n: u32, org: &OrganizationId, owner: &Subject) -> DigestMatch {
             updated_by: owner.clone(),
             last_used_at: None,
             last_used_ip: None,
+            last_rotated_at: None,
             roles,
         },
         secret_expires_at_ms: None,

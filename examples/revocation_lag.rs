@@ -128,7 +128,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?
             .into_inner();
         for _ in 0..2 {
-            if !accepted(&mut b, &token.token, &org, &token.id).await? {
+            if !accepted(
+                &mut b,
+                token.token.as_deref().unwrap_or_default(),
+                &org,
+                &token.id,
+            )
+            .await?
+            {
                 return Err(format!("trial {trial}: B refused a new token").into());
             }
         }
@@ -157,7 +164,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let sent = Instant::now();
             polls += 1;
-            if !accepted(&mut b, &token.token, &org, &token.id).await? {
+            if !accepted(
+                &mut b,
+                token.token.as_deref().unwrap_or_default(),
+                &org,
+                &token.id,
+            )
+            .await?
+            {
                 lags.push(sent.duration_since(acknowledged).as_micros());
                 break;
             }

@@ -192,6 +192,7 @@ fn make(
         updated_by: Set(creator.to_owned()),
         last_used_at: Set(None),
         last_used_ip: Set(None),
+        last_rotated_at: Set(None),
     });
     rows.secrets.push(api_token_secret::ActiveModel {
         digest: Set(secret.digest().as_bytes().to_vec()),

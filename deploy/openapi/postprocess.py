@@ -4,8 +4,9 @@ protoc-gen-swagger 1.6.4 writes path and query parameters with proto field
 names (`organization_id`, `dag_tags`), leaves repeated query parameters in
 Swagger's default comma-separated format, and knows nothing of errors or of
 authentication. Envoy's transcoder takes the lowerCamelCase names of the
-seeds (`organizationId`, `dagTags=a&dagTags=b`), answers errors as
-`{"code", "message", "details"}` with the HTTP status of the contract, and
+seeds (`organizationId`, `dagTags=a&dagTags=b`), answers errors in the
+vendor's shape of the path (Astronomer's Error, Dynatrace's ErrorEnvelope)
+with the HTTP status of the contract, and
 tokend wants `Authorization: Bearer`. This script says so, deterministically.
 
     python3 postprocess.py GENERATED.json OUT.json
@@ -20,23 +21,57 @@ def camel(name):
     return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
 
 
-STATUS = {
+# The vendors' error bodies (issue 18.1), as the sidecar answers them: the
+# Dynatrace path family (/api/...) and Astronomer's (everything else).
+ASTRONOMER_ERROR = {
     "type": "object",
-    "description": "A gRPC status as JSON: the error body of every non-2xx answer, from "
-    "tokend through Envoy's transcoder or from Envoy itself.",
+    "description": "Astronomer's Error: the error body under /iam/v1beta1 and /platform/v1beta1, "
+    "from tokend through the sidecar or from the sidecar itself.",
     "properties": {
-        "code": {"type": "integer", "format": "int32", "description": "The google.rpc.Code."},
         "message": {"type": "string", "description": "What went wrong; names the offending field."},
-        "details": {"type": "array", "items": {"$ref": "#/definitions/protobufAny"}},
+        "requestId": {"type": "string", "description": "The request id, as in the x-request-id header."},
+        "statusCode": {"type": "integer", "minimum": 400, "maximum": 600, "description": "The HTTP status."},
+        "fieldErrors": {
+            "type": "array",
+            "description": "On 400 from validation: one entry per bad field.",
+            "items": {"$ref": "#/definitions/FieldValidationError"},
+        },
     },
-    "required": ["code", "message"],
+    "required": ["message", "requestId", "statusCode"],
 }
-
-ANY = {
+FIELD_ERROR = {
     "type": "object",
-    "description": "A google.protobuf.Any as JSON, e.g. a google.rpc.BadRequest.",
-    "properties": {"@type": {"type": "string"}},
-    "additionalProperties": True,
+    "properties": {
+        "code": {"type": "string"},
+        "field": {"type": "string"},
+        "message": {"type": "string"},
+    },
+    "required": ["code", "field", "message"],
+}
+DYNATRACE_ERROR = {
+    "type": "object",
+    "description": "Dynatrace's ErrorEnvelope: the error body under /api/v2.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "integer", "format": "int32", "description": "The HTTP status."},
+                "message": {"type": "string"},
+                "constraintViolations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "message": {"type": "string"},
+                            "parameterLocation": {"type": "string", "enum": ["PATH", "PAYLOAD_BODY", "QUERY"]},
+                            "location": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+    },
 }
 
 # HTTP status -> (gRPC code, when). The contract's error table, plus what
@@ -58,6 +93,36 @@ ERRORS = {
 WRITE_ERRORS = {
     "409": "ALREADY_EXISTS: another token in this scope has that name.",
 }
+
+
+# Query parameters' bounds, as tokend enforces them (src/domain/list.rs,
+# issue 18.11): Astronomer's spec states them the same way.
+QUERY_BOUNDS = {
+    "offset": {"minimum": 0, "default": 0},
+    "limit": {"minimum": 0, "maximum": 1000, "default": 20},
+}
+SORTS = [f"{field}:{direction}" for field in ("name", "description", "createdAt", "updatedAt", "tokenStartAt")
+         for direction in ("asc", "desc")]
+
+
+def without_unspecified(node):
+    """Drops proto3's zero values (`*_UNSPECIFIED`) from every enum a client
+    sends or receives: tokend never answers one and refuses or ignores one
+    sent (absent means the same), so a generated client should not offer it."""
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list):
+            node["enum"] = [v for v in node["enum"] if not str(v).endswith("_UNSPECIFIED")]
+        if str(node.get("default", "")).endswith("_UNSPECIFIED"):
+            del node["default"]
+        if isinstance(node.get("description"), str):
+            node["description"] = "\n".join(
+                line for line in node["description"].split("\n") if "_UNSPECIFIED:" not in line
+            ).rstrip()
+        for value in node.values():
+            without_unspecified(value)
+    elif isinstance(node, list):
+        for value in node:
+            without_unspecified(value)
 
 
 def main(source, target):
@@ -82,8 +147,11 @@ def main(source, target):
     }
     spec["security"] = [{"bearer": []}]
     definitions = spec["definitions"]
-    definitions["rpcStatus"] = STATUS
-    definitions["protobufAny"] = ANY
+    definitions.pop("rpcStatus", None)
+    definitions.pop("protobufAny", None)
+    definitions["Error"] = ASTRONOMER_ERROR
+    definitions["FieldValidationError"] = FIELD_ERROR
+    definitions["ErrorEnvelope"] = DYNATRACE_ERROR
 
     path_fields = set()
     paths = {}
@@ -97,19 +165,31 @@ def main(source, target):
                     parameter["name"] = camel(parameter["name"])
                 if parameter.get("type") == "array" and parameter["in"] == "query":
                     parameter["collectionFormat"] = "multi"
+                if parameter["in"] == "query":
+                    parameter.update(QUERY_BOUNDS.get(parameter["name"], {}))
+                    if parameter["name"] == "sorts":
+                        parameter["items"]["enum"] = SORTS
                 if parameter["in"] == "body":
-                    parameter["required"] = True
+                    # Rotate's body only carries the optional grace period:
+                    # Astronomer's clients send none, which the sidecar takes.
+                    parameter["required"] = not new_path.endswith("/rotate")
             errors = dict(ERRORS)
             if method != "get":
                 errors.update(WRITE_ERRORS)
+            shape = "ErrorEnvelope" if new_path.startswith("/api/") else "Error"
             for status, description in sorted(errors.items()):
                 operation["responses"][status] = {
                     "description": description,
-                    "schema": {"$ref": "#/definitions/rpcStatus"},
+                    "schema": {"$ref": f"#/definitions/{shape}"},
                 }
             operation["responses"]["200"]["description"] = "OK"
             if "properties" in operation["responses"]["200"].get("schema", {}):
                 operation["responses"]["200"]["schema"] = {"type": "object", "properties": {}}
+            if method == "delete":
+                # The sidecar answers Astronomer's 204 with no body, not the
+                # transcoded google.protobuf.Empty (deploy/envoy/envoy.yaml).
+                del operation["responses"]["200"]
+                operation["responses"]["204"] = {"description": "Deleted; no body."}
         paths[new_path] = operations
     spec["paths"] = paths
 
@@ -123,6 +203,8 @@ def main(source, target):
                     schema = definitions[ref.rsplit("/", 1)[1]]
                     for field in path_fields:
                         schema.get("properties", {}).pop(field, None)
+
+    without_unspecified(spec)
 
     with open(target, "w") as f:
         json.dump(spec, f, indent=2, sort_keys=True)

@@ -67,6 +67,10 @@ pub enum Role {
     OrganizationBillingAdmin,
     /// Belongs to the organization.
     OrganizationMember,
+    /// Administers Astro Observe (observability) for the organization.
+    OrganizationObserveAdmin,
+    /// Uses Astro Observe (observability) in the organization.
+    OrganizationObserveMember,
     /// Full control of a workspace.
     WorkspaceOwner,
     /// Operates a workspace's deployments.
@@ -87,10 +91,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, organization roles first.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::OrganizationOwner,
         Self::OrganizationBillingAdmin,
         Self::OrganizationMember,
+        Self::OrganizationObserveAdmin,
+        Self::OrganizationObserveMember,
         Self::WorkspaceOwner,
         Self::WorkspaceOperator,
         Self::WorkspaceAuthor,
@@ -107,6 +113,8 @@ impl Role {
             Self::OrganizationOwner => "ORGANIZATION_OWNER",
             Self::OrganizationBillingAdmin => "ORGANIZATION_BILLING_ADMIN",
             Self::OrganizationMember => "ORGANIZATION_MEMBER",
+            Self::OrganizationObserveAdmin => "ORGANIZATION_OBSERVE_ADMIN",
+            Self::OrganizationObserveMember => "ORGANIZATION_OBSERVE_MEMBER",
             Self::WorkspaceOwner => "WORKSPACE_OWNER",
             Self::WorkspaceOperator => "WORKSPACE_OPERATOR",
             Self::WorkspaceAuthor => "WORKSPACE_AUTHOR",
@@ -135,9 +143,11 @@ impl Role {
     pub fn fits(self, entity: EntityType) -> bool {
         use EntityType as E;
         match self {
-            Self::OrganizationOwner | Self::OrganizationBillingAdmin | Self::OrganizationMember => {
-                entity == E::Organization
-            }
+            Self::OrganizationOwner
+            | Self::OrganizationBillingAdmin
+            | Self::OrganizationMember
+            | Self::OrganizationObserveAdmin
+            | Self::OrganizationObserveMember => entity == E::Organization,
             Self::WorkspaceOwner
             | Self::WorkspaceOperator
             | Self::WorkspaceAuthor

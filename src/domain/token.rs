@@ -8,8 +8,8 @@ use super::role::{EntityType, Role, RoleBinding};
 use super::subject::Subject;
 use super::time::SECONDS_PER_DAY;
 
-/// Longest token name, in characters after trimming.
-pub const MAX_NAME_CHARS: usize = 255;
+/// Longest token name, in characters after trimming (Astronomer's bound).
+pub const MAX_NAME_CHARS: usize = 256;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 /// Longest expiry period, in days (ten years, as Astronomer allows).
@@ -85,7 +85,7 @@ impl TokenKind {
     }
 }
 
-/// A token name: trimmed, 1 to 255 characters, none of them a control
+/// A token name: trimmed, 1 to 256 characters, none of them a control
 /// character, a line or paragraph separator, or an invisible format
 /// character (zero-width spaces and joiners, bidi overrides and isolates,
 /// tags): names appear in audit trails, logs and consoles, where such
@@ -365,6 +365,8 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
     /// The client address it was last used from, if ever.
     pub last_used_ip: Option<String>,
+    /// When it last got a new secret (Unix seconds), if ever.
+    pub last_rotated_at: Option<i64>,
     /// Its roles.
     pub roles: Vec<RoleBinding>,
 }
@@ -450,7 +452,7 @@ mod tests {
             }),
             ["name"]
         );
-        let long = "n".repeat(256);
+        let long = "n".repeat(257);
         assert_eq!(
             fields(CreateTokenInput {
                 name: &long,
@@ -558,7 +560,7 @@ mod tests {
 
     #[test]
     fn boundaries_are_inclusive() {
-        let name = "n".repeat(255);
+        let name = "n".repeat(256);
         let desc = "d".repeat(1000);
         let input = CreateTokenInput {
             name: &name,

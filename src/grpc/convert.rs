@@ -7,6 +7,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::role::{EntityType, RoleBinding};
 use crate::domain::secret::TokenPrefix;
 use crate::domain::subject::{Subject, SubjectType};
+use crate::domain::time::rfc3339_millis;
 use crate::domain::token::{ApiToken, TokenKind, TokenType};
 use crate::pb;
 use crate::pb::api_token::{Kind as PbKind, Type as PbType};
@@ -38,9 +39,10 @@ pub fn api_token(token: ApiToken, secret: Option<String>) -> pb::ApiToken {
         expiry_period_in_days: token.expiry_days,
         last_used_at: token.last_used_at.map(timestamp),
         roles: token.roles.iter().map(Into::into).collect(),
-        token: secret.unwrap_or_default(),
+        token: secret,
         updated_by: Some((&token.updated_by).into()),
         kind: kind_to_pb(token.kind) as i32,
+        last_rotated_at: token.last_rotated_at.map(timestamp),
     }
 }
 
@@ -74,23 +76,72 @@ pub fn events(events: Events) -> pb::ListAuditEventsResponse {
 }
 
 /// The Dynatrace-shaped metadata Lookup returns. Its `id` is
-/// `<prefix>.<public>`; `scopes` come from the permission matrix.
+/// `<prefix>.<public>`; `scopes` and `resourceScopes` come from the
+/// permission matrix; dates are Dynatrace's `yyyy-MM-ddTHH:mm:ss.SSSZ`.
 pub fn metadata(lookup: Lookup, prefix: &TokenPrefix) -> pb::ApiTokenMetadata {
     let token = &lookup.found;
     pb::ApiTokenMetadata {
-        last_used_date: lookup.last_used_at.map(timestamp),
-        last_used_ip_address: lookup.last_used_ip.unwrap_or_default(),
-        expiration_date: token.end_at.map(timestamp),
+        last_used_date: lookup.last_used_at.map(dynatrace_date),
+        last_used_ip_address: lookup.last_used_ip,
+        expiration_date: token.end_at.map(dynatrace_date),
         personal_access_token: false,
         name: token.name.to_string(),
         id: format!("{}.{}", prefix.as_str(), token.id),
         owner: token.owner.to_string(),
-        creation_date: Some(timestamp(token.created_at)),
+        creation_date: rfc3339_millis(token.created_at.saturating_mul(1000)),
+        modified_date: rfc3339_millis(token.updated_at.saturating_mul(1000)),
         enabled: token.enabled,
-        scopes: lookup.scopes,
+        scopes: lookup.scopes.into_iter().map(str::to_owned).collect(),
         organization_id: token.organization_id.as_str().to_owned(),
-        start_date: Some(timestamp(token.start_at)),
+        start_date: rfc3339_millis(token.start_at.saturating_mul(1000)),
+        resource_scopes: lookup.resource_scopes,
     }
+}
+
+/// Unix seconds in Dynatrace's date form, `2020-11-12T08:15:30.000Z`.
+fn dynatrace_date(seconds: i64) -> String {
+    rfc3339_millis(seconds.saturating_mul(1000))
+}
+
+/// UpdateApiTokenRoles' answer: the token's roles as Astronomer's
+/// SubjectRoles, grouped by the kind of entity, in the token's order.
+pub fn subject_roles(token: &ApiToken) -> pb::SubjectRoles {
+    let mut out = pb::SubjectRoles::default();
+    for binding in &token.roles {
+        let id = binding.entity_id().as_str().to_owned();
+        let role = binding.role().as_str().to_owned();
+        let deployment = || {
+            binding
+                .deployment_id()
+                .map(|d| d.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        match binding.entity_type() {
+            // A token holds at most one organization role (RoleSet).
+            EntityType::Organization => out.organization_role = Some(role),
+            EntityType::Workspace => out.workspace_roles.push(pb::WorkspaceRole {
+                workspace_id: id,
+                role,
+            }),
+            EntityType::Deployment => out.deployment_roles.push(pb::DeploymentRole {
+                deployment_id: id,
+                role,
+            }),
+            EntityType::Dag => out.dag_roles.push(pb::DagRole {
+                dag_id: Some(id),
+                dag_tag: None,
+                deployment_id: deployment(),
+                role,
+            }),
+            EntityType::DagTag => out.dag_roles.push(pb::DagRole {
+                dag_id: None,
+                dag_tag: Some(id),
+                deployment_id: deployment(),
+                role,
+            }),
+        }
+    }
+    out
 }
 
 impl From<&Subject> for pb::BasicSubjectProfile {
@@ -99,13 +150,18 @@ impl From<&Subject> for pb::BasicSubjectProfile {
             SubjectType::User => PbSubjectType::User,
             SubjectType::ServiceKey => PbSubjectType::Servicekey,
         };
+        // Each type's own fields only, as Astronomer returns them: a
+        // SERVICEKEY has no avatar, full name or username, a USER no token
+        // name; a user's optional avatar and full name are absent when empty.
+        let present = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let user = subject.subject_type == SubjectType::User;
         Self {
             id: subject.id.clone(),
-            api_token_name: subject.api_token_name.clone(),
-            avatar_url: subject.avatar_url.clone(),
-            full_name: subject.full_name.clone(),
             subject_type: subject_type as i32,
-            username: subject.username.clone(),
+            api_token_name: (!user).then(|| subject.api_token_name.clone()),
+            avatar_url: user.then(|| present(&subject.avatar_url)).flatten(),
+            full_name: user.then(|| present(&subject.full_name)).flatten(),
+            username: user.then(|| subject.username.clone()),
         }
     }
 }
@@ -116,10 +172,7 @@ impl From<&RoleBinding> for pb::ApiTokenRole {
             entity_id: binding.entity_id().as_str().to_owned(),
             entity_type: entity_type_to_pb(binding.entity_type()) as i32,
             role: binding.role().as_str().to_owned(),
-            deployment_id: binding
-                .deployment_id()
-                .map(|d| d.as_str().to_owned())
-                .unwrap_or_default(),
+            deployment_id: binding.deployment_id().map(|d| d.as_str().to_owned()),
         }
     }
 }

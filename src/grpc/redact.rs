@@ -27,9 +27,10 @@ impl fmt::Debug for pb::ApiToken {
             .field("expiry_period_in_days", &self.expiry_period_in_days)
             .field("last_used_at", &self.last_used_at)
             .field("roles", &self.roles)
-            .field("token", &redacted(&self.token))
+            .field("token", &self.token.as_deref().map(redacted))
             .field("updated_by", &self.updated_by)
             .field("kind", &self.kind)
+            .field("last_rotated_at", &self.last_rotated_at)
             .finish()
     }
 }
@@ -52,7 +53,7 @@ mod tests {
         let token = pb::ApiToken {
             id: "01m882maqep8bczagn16tx4er9".into(),
             name: "ci".into(),
-            token: secret.into(),
+            token: Some(secret.into()),
             ..Default::default()
         };
         let printed = format!("{token:?}");
@@ -69,6 +70,6 @@ mod tests {
             r#"ApiTokenSecret { token: "[redacted]" }"#
         );
         let empty = pb::ApiToken::default();
-        assert!(format!("{empty:?}").contains(r#"token: """#));
+        assert!(format!("{empty:?}").contains("token: None"));
     }
 }

@@ -178,7 +178,7 @@ impl ApiTokenService for TokenService {
     async fn update_api_token_roles(
         &self,
         request: Request<pb::UpdateApiTokenRolesRequest>,
-    ) -> Result<Response<pb::ApiToken>, Status> {
+    ) -> Result<Response<pb::SubjectRoles>, Status> {
         let (credentials, req) = self.parts(request);
         self.run(async {
             let caller = self.tokend.authenticate(credentials).await?;
@@ -187,7 +187,7 @@ impl ApiTokenService for TokenService {
                 .tokend
                 .update_roles(&caller, &org, &id, || validate::roles(&req))
                 .await?;
-            Ok(convert::api_token(token, None))
+            Ok(convert::subject_roles(&token))
         })
         .await
     }

@@ -174,7 +174,7 @@ fn roles_from_pb(roles: &[pb::ApiTokenRole]) -> Result<Vec<RoleBinding>, Vec<Fie
         let role_name = v.check(Role::parse(&field("role"), &role.role));
         let deployment_id = v.check(EntityId::parse_optional(
             &field("deploymentId"),
-            &role.deployment_id,
+            role.deployment_id.as_deref().unwrap_or_default(),
         ));
         if let (Some(t), Some(e), Some(r), Some(d)) =
             (entity_type, entity_id, role_name, deployment_id)

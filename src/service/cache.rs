@@ -62,6 +62,9 @@ pub struct Credential {
     pub end_at: Option<i64>,
     /// When it was created, Unix seconds.
     pub created_at: i64,
+    /// When it was last changed, Unix seconds (Lookup's `modifiedDate`;
+    /// every change drops the entry through the change feed).
+    pub updated_at: i64,
     /// Its last use when loaded, Unix seconds.
     pub last_used_at: Option<i64>,
     /// The address of that use.
@@ -143,6 +146,7 @@ impl From<DigestMatch> for Credential {
             start_at: token.start_at,
             end_at: token.end_at,
             created_at: token.created_at,
+            updated_at: token.updated_at,
             last_used_at: token.last_used_at,
             last_used_ip: token.last_used_ip.map(String::into_boxed_str),
             roles: token.roles.into_boxed_slice(),
@@ -395,6 +399,7 @@ mod tests {
                 updated_by: subject,
                 last_used_at: None,
                 last_used_ip: None,
+                last_rotated_at: None,
                 roles: vec![RoleBinding::from_stored(
                     EntityType::Workspace,
                     ws,

@@ -13,8 +13,10 @@ use crate::domain::secret::{TokenPrefix, TokenSecret};
 pub struct Lookup {
     /// The token the secret belongs to.
     pub found: Arc<Credential>,
-    /// Its scopes (see `permission::scopes`).
-    pub scopes: Vec<String>,
+    /// Dynatrace's plain scope names (see `permission::plain_scopes`).
+    pub scopes: Vec<&'static str>,
+    /// Its scopes qualified by resource (see `permission::scopes`).
+    pub resource_scopes: Vec<String>,
     /// Its last use as stored: the newer of what the cached entry was
     /// loaded with and what this replica's usage flushes have written since
     /// (the entry can be minutes old; uses through other replicas show once
@@ -36,7 +38,8 @@ impl Tokend {
             .await?
             .ok_or(Error::NotFound(TOKEN))?;
         self.auth.record_use(&found, caller.ip.as_deref());
-        let scopes = permission::scopes(&found.organization_id, &found.roles);
+        let scopes = permission::plain_scopes(&found.organization_id, &found.roles);
+        let resource_scopes = permission::scopes(&found.organization_id, &found.roles);
         let (last_used_at, last_used_ip) = match found.uses.last_written() {
             Some((at, ip)) if found.last_used_at.is_none_or(|cached| at > cached) => (Some(at), ip),
             _ => (
@@ -47,6 +50,7 @@ impl Tokend {
         Ok(Lookup {
             found,
             scopes,
+            resource_scopes,
             last_used_at,
             last_used_ip,
         })

@@ -466,6 +466,7 @@ mod tests {
             start_at: 0,
             end_at: None,
             created_at: 0,
+            updated_at: 0,
             last_used_at: None,
             last_used_ip: None,
             roles: Box::new([]),

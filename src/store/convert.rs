@@ -107,6 +107,7 @@ pub(super) fn token_from_row(
         updated_by,
         last_used_at: row.last_used_at,
         last_used_ip: row.last_used_ip,
+        last_rotated_at: row.last_rotated_at,
         roles,
     })
 }

@@ -161,7 +161,12 @@ impl Store {
             now_ms,
             detail,
         } = *rotation;
-        let sets = vec![(api_token::Column::ShortToken, Expr::value(short_token))];
+        // The same UPDATE that locks the row: the rotation time commits with
+        // the new secret or not at all.
+        let sets = vec![
+            (api_token::Column::ShortToken, Expr::value(short_token)),
+            (api_token::Column::LastRotatedAt, Expr::value(actor.at)),
+        ];
         let txn = match self.begin_mutation(head, actor, sets, Some(guard)).await? {
             Mutated::Done(txn) => txn,
             Mutated::Gone => return Ok(Mutated::Gone),

@@ -136,6 +136,7 @@ impl Store {
             updated_by: Set(record.creator.id.clone()),
             last_used_at: Set(None),
             last_used_ip: Set(None),
+            last_rotated_at: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -199,6 +200,7 @@ impl Store {
             updated_by: record.creator.clone(),
             last_used_at: None,
             last_used_ip: None,
+            last_rotated_at: None,
             roles: vec![new.role.clone()],
         })
     }

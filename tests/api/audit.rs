@@ -1,5 +1,6 @@
 //! The audit trail, secrets never stored, and tenant isolation.
 
+use crate::helpers::Secret as _;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokend::pb;
 use tokend::pb::api_token_role::EntityType;
@@ -25,7 +26,7 @@ async fn full_lifecycle(app: &TestApp) -> (String, Vec<String>) {
     let mut client = app.client.clone();
     let created = app.create(workspace_token("audited", "ws1")).await;
     let id = created.id.clone();
-    let mut secrets = vec![created.token.clone()];
+    let mut secrets = vec![created.secret()];
     let mut forwarded = app.req(pb::UpdateApiTokenRequest {
         organization_id: ORG.into(),
         token_id: id.clone(),
@@ -44,7 +45,7 @@ async fn full_lifecycle(app: &TestApp) -> (String, Vec<String>) {
                 entity_id: "ws1".into(),
                 entity_type: EntityType::Workspace as i32,
                 role: "WORKSPACE_OPERATOR".into(),
-                deployment_id: String::new(),
+                deployment_id: None,
             }],
         }))
         .await
@@ -59,7 +60,7 @@ async fn full_lifecycle(app: &TestApp) -> (String, Vec<String>) {
             .await
             .unwrap()
             .into_inner();
-        secrets.push(rotated.token);
+        secrets.push(rotated.secret());
     }
     client
         .delete_api_token(app.req(pb::DeleteApiTokenRequest {
@@ -100,7 +101,7 @@ async fn every_mutation_is_audited(db: Db) {
     assert_eq!(events.total_count, 6);
     for event in &events.events {
         let actor = event.actor.as_ref().expect("mutations have an actor");
-        assert_eq!(actor.api_token_name, "bootstrap");
+        assert_eq!(actor.api_token_name.as_deref(), Some("bootstrap"));
         assert_eq!(actor.id, app.token_id);
         assert!(!event.detail.is_empty());
         assert_eq!(event.token_id, id);
@@ -241,18 +242,18 @@ async fn no_secret_is_ever_stored(db: Db) {
     let app = TestApp::spawn(db).await;
     let (_, mut secrets) = full_lifecycle(&app).await;
     let kept = app.create(workspace_token("kept", "ws1")).await;
-    secrets.push(kept.token.clone());
+    secrets.push(kept.secret());
     secrets.push(app.secret.clone());
     // A use and a failed authentication, so usage and failures are flushed too.
     let lookup = pb::ApiTokenSecret {
-        token: kept.token.clone(),
+        token: kept.secret(),
     };
     app.client
         .clone()
-        .lookup_api_token(with_bearer(&kept.token, lookup.clone()))
+        .lookup_api_token(with_bearer(&kept.secret(), lookup.clone()))
         .await
         .unwrap();
-    let mangled = format!("{}x", kept.token);
+    let mangled = format!("{}x", kept.secret());
     let refused = app
         .client
         .clone()
@@ -262,7 +263,7 @@ async fn no_secret_is_ever_stored(db: Db) {
     // A disabled token's real secret is charged to it: its failure row is
     // written with whatever the request carried.
     let disabled = app.create(workspace_token("disabled", "ws1")).await;
-    secrets.push(disabled.token.clone());
+    secrets.push(disabled.secret());
     app.client
         .clone()
         .update_api_token(app.req(pb::UpdateApiTokenRequest {
@@ -273,7 +274,7 @@ async fn no_secret_is_ever_stored(db: Db) {
         }))
         .await
         .expect("disable");
-    let refused = app.lookup_as(&disabled.token, &app.secret).await;
+    let refused = app.lookup_as(&disabled.secret(), &app.secret).await;
     assert_code(refused, Code::Unauthenticated);
     let kept_id = kept.id.clone();
     eventually("usage of the kept token to be flushed", || {

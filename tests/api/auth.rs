@@ -2,6 +2,7 @@
 //! UNAUTHENTICATED and one message for every cause; a caller's use is
 //! recorded with its address.
 
+use crate::helpers::Secret as _;
 use std::net::{IpAddr, SocketAddr};
 
 use tokend::pb;
@@ -88,14 +89,14 @@ async fn unusable_credentials_are_unauthenticated_alike(db: Db) {
             ..workspace_token("expired", "ws1")
         })
         .await
-        .token;
+        .secret();
     let not_yet_valid = app
         .create(pb::CreateApiTokenRequest {
             start_at: Some(at(now() + DAY)),
             ..workspace_token("later", "ws1")
         })
         .await
-        .token;
+        .secret();
     let disabled = app.create(workspace_token("disabled", "ws1")).await;
     // Nothing can disable a token through the API yet.
     app.db
@@ -140,7 +141,7 @@ async fn unusable_credentials_are_unauthenticated_alike(db: Db) {
         ),
         (
             "disabled caller",
-            Some(format!("Bearer {}", disabled.token)),
+            Some(format!("Bearer {}", disabled.secret())),
         ),
     ];
     let mut messages = Vec::new();
@@ -155,7 +156,13 @@ async fn unusable_credentials_are_unauthenticated_alike(db: Db) {
                 Code::Unauthenticated,
                 "{rpc} with {what}: {status:?}"
             );
-            for secret in [&good, &expired, &not_yet_valid, &disabled.token, &unknown] {
+            for secret in [
+                &good,
+                &expired,
+                &not_yet_valid,
+                &disabled.secret(),
+                &unknown,
+            ] {
                 let key = secret.rsplit_once('.').unwrap().1;
                 assert!(
                     !status.message().contains(key),
@@ -217,7 +224,7 @@ async fn the_callers_use_is_recorded(db: Db) {
     app.client
         .clone()
         .list_api_tokens(with_bearer(
-            &caller.token,
+            &caller.secret(),
             pb::ListApiTokensRequest {
                 organization_id: ORG.into(),
                 ..Default::default()
@@ -253,7 +260,7 @@ async fn a_loopback_proxy_forwards_the_client_address(db: Db) {
     for (what, forwarded, expected) in cases {
         let caller = app.create(workspace_token(what, "ws1")).await;
         let mut request = with_bearer(
-            &caller.token,
+            &caller.secret(),
             pb::ListApiTokensRequest {
                 organization_id: ORG.into(),
                 ..Default::default()
@@ -287,7 +294,7 @@ async fn a_remote_peer_cannot_claim_another_address(db: Db) {
     let app = TestApp::spawn_with(db, |settings| settings.listen = SocketAddr::new(host, 0)).await;
     let caller = app.create(workspace_token("remote", "ws1")).await;
     let mut request = with_bearer(
-        &caller.token,
+        &caller.secret(),
         pb::ListApiTokensRequest {
             organization_id: ORG.into(),
             ..Default::default()
@@ -321,8 +328,13 @@ async fn a_valid_caller_is_not_refused(db: Db) {
             ..workspace_token("fresh", "ws1")
         })
         .await;
-    app.lookup_as(&fresh.token, &fresh.token).await.unwrap();
-    assert_code(app.lookup_as(&fresh.token, "").await, Code::InvalidArgument);
+    app.lookup_as(&fresh.secret(), &fresh.secret())
+        .await
+        .unwrap();
+    assert_code(
+        app.lookup_as(&fresh.secret(), "").await,
+        Code::InvalidArgument,
+    );
     app.stop().await;
 }
 

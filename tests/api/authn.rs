@@ -6,6 +6,7 @@
 //! left out. Only health and reflection answer without a token, and the
 //! server offers nothing else.
 
+use crate::helpers::Secret as _;
 use std::collections::BTreeSet;
 
 use prost::Message;
@@ -149,7 +150,7 @@ fn request_for(method: &str, fx: &Fixture) -> Option<(&'static str, Vec<u8>)> {
                     entity_type: EntityType::Workspace as i32,
                     entity_id: "ws-authn".into(),
                     role: "WORKSPACE_OPERATOR".into(),
-                    deployment_id: String::new(),
+                    deployment_id: None,
                 }],
             }
             .encode_to_vec(),
@@ -292,13 +293,13 @@ async fn used_then_revoked(
     revoke: impl AsyncFnOnce(&str) -> Result<(), Status>,
 ) -> String {
     let token = owner(app, name).await;
-    app.lookup_as(&token.token, &app.secret)
+    app.lookup_as(&token.secret(), &app.secret)
         .await
         .unwrap_or_else(|e| panic!("{name} works before it is revoked: {e:?}"));
     revoke(&token.id)
         .await
         .unwrap_or_else(|e| panic!("revoke {name}: {e:?}"));
-    token.token
+    token.secret()
 }
 
 /// Every token of the organization as the bootstrap owner sees it, without
@@ -377,14 +378,14 @@ async fn unusable_credentials(app: &TestApp) -> Vec<(&'static str, Vec<String>)>
             ..owner_request("expired")
         })
         .await
-        .token;
+        .secret();
     let not_yet_valid = app
         .create(pb::CreateApiTokenRequest {
             start_at: Some(at(now() + DAY)),
             ..owner_request("not yet valid")
         })
         .await
-        .token;
+        .secret();
 
     let good = app.secret.clone();
     let (head, key) = good.rsplit_once('.').expect("a secret has dots");

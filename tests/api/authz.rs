@@ -25,6 +25,7 @@
 //! | other organizations are invisible, like absence | matrix column "another organization"; get::unknown_and_foreign_tokens_are_not_found_alike; audit::other_organizations_look_exactly_like_absence; list::filters::other_organizations_stay_invisible |
 //! | NOT_FOUND when not readable, PERMISSION_DENIED when readable | matrix (N vs P in every row) |
 //! | Create is PERMISSION_DENIED, never NOT_FOUND, in the organization | matrix column Create |
+//! | ORGANIZATION_OBSERVE_ADMIN / _MEMBER: no access to tokens | matrix rows ORGANIZATION_OBSERVE_ADMIN, ORGANIZATION_OBSERVE_MEMBER |
 //! | List is PERMISSION_DENIED to ORGANIZATION_MEMBER, WORKSPACE_ACCESSOR, DAG roles | matrix column List; rules::list_is_refused_to_callers_that_read_nothing |
 //! | never above its own | lifecycle::no_privilege_escalation; grants::update_roles_checks_every_role_of_the_new_set |
 //! | what a token may hold | grants::what_a_token_may_hold; lifecycle::update_roles_validation_names_the_field |
@@ -35,6 +36,7 @@
 //! | entity ids organization-scoped, no separators | security::lookup_names_the_tenant_of_every_token_and_scope, security::entity_ids_cannot_carry_scope_separators |
 //! | names unique per scope | create::names_are_unique_per_scope; lifecycle::duplicate_names_are_refused_consistently |
 
+use crate::helpers::Secret as _;
 mod calls;
 mod grants;
 mod rules;
@@ -73,10 +75,13 @@ const COLUMNS: [&str; 7] = [
 /// O = OK, N = NOT_FOUND, P = PERMISSION_DENIED, E = OK but the target is
 /// not in the listed tokens. One row per role, one string per [`COLUMNS`].
 /// The row does not depend on the type of the token holding the role.
-const MATRIX: [(&str, [&str; 7]); 11] = [
+const MATRIX: [(&str, [&str; 7]); 13] = [
     ("ORGANIZATION_OWNER", row("OOOOOOOOO", "OOOOOOOOO")),
     ("ORGANIZATION_BILLING_ADMIN", row("OOOOPPPPP", "OOOOPPPPP")),
     ("ORGANIZATION_MEMBER", row("NPONPNNNN", "NPONPNNNN")),
+    // Astro Observe's roles: observability, no access to tokens (issue 18.9).
+    ("ORGANIZATION_OBSERVE_ADMIN", row("NPONPNNNN", "NPONPNNNN")),
+    ("ORGANIZATION_OBSERVE_MEMBER", row("NPONPNNNN", "NPONPNNNN")),
     ("WORKSPACE_OWNER", row("OOOOOOOOO", "NEONPNNNN")),
     ("WORKSPACE_OPERATOR", row("OOOOPPPPP", "NEONPNNNN")),
     ("WORKSPACE_AUTHOR", row("OOOOPPPPP", "NEONPNNNN")),
@@ -128,7 +133,7 @@ pub(crate) fn role_pb(
         entity_id: entity_id.into(),
         entity_type: entity_type as i32,
         role: role.into(),
-        deployment_id: deployment.into(),
+        deployment_id: (!deployment.is_empty()).then(|| deployment.into()),
     }
 }
 
@@ -191,7 +196,7 @@ async fn caller_with(app: &TestApp, holder: Holder, role: &str) -> String {
             .await
             .unwrap_or_else(|e| panic!("give the {holder:?} caller {role}: {e:?}"));
     }
-    created.token
+    created.secret()
 }
 
 /// A target token: (org, type, entity, role it holds on its entity).
@@ -280,7 +285,8 @@ impl Makers {
             .await
             .unwrap_or_else(|e| panic!("make {name}: {e:?}"))
             .into_inner();
-        (created.id, created.token)
+        let secret = created.secret();
+        (created.id, secret)
     }
 }
 
@@ -471,7 +477,7 @@ async fn run_matrix(db: Db, holder: Holder) -> usize {
 }
 
 async fn full_matrix_organization_callers(db: Db) {
-    assert_eq!(run_matrix(db, Holder::Organization).await, 11);
+    assert_eq!(run_matrix(db, Holder::Organization).await, 13);
 }
 
 async fn full_matrix_workspace_callers(db: Db) {

@@ -1,6 +1,7 @@
 //! The command line: `token create`, `migrate`, `descriptor`, and `serve`
 //! stopping gracefully on SIGTERM.
 
+use crate::helpers::Secret as _;
 use std::process::Output;
 
 use prost::Message;
@@ -99,7 +100,10 @@ async fn token_create_prints_a_working_secret_last(db: Db) {
     );
     let creator = token.created_by.unwrap();
     assert_eq!(
-        (creator.subject_type, creator.username.as_str()),
+        (
+            creator.subject_type,
+            creator.username.as_deref().unwrap_or_default()
+        ),
         (SubjectType::User as i32, "system")
     );
 
@@ -406,7 +410,7 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
         .await
         .expect("create")
         .into_inner();
-    secrets.push(created.token.clone());
+    secrets.push(created.secret());
     let rotated = client
         .rotate_api_token(with_bearer(
             &secret,
@@ -419,11 +423,11 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
         .await
         .expect("rotate")
         .into_inner();
-    secrets.push(rotated.token.clone());
+    secrets.push(rotated.secret());
     let mut lookup = with_bearer(
         &secret,
         pb::ApiTokenSecret {
-            token: rotated.token.clone(),
+            token: rotated.secret(),
         },
     );
     lookup
@@ -442,9 +446,9 @@ async fn logs_and_metrics_never_show_secrets(db: Db) {
     secrets.push(wrong.clone());
     let _ = client
         .lookup_api_token(with_bearer(
-            &created.token,
+            &created.secret(),
             pb::ApiTokenSecret {
-                token: created.token.clone(),
+                token: created.secret(),
             },
         ))
         .await

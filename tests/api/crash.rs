@@ -4,6 +4,7 @@
 //! of the tables' invariants. An operation that was in flight when the
 //! process died may or may not have happened, but never half.
 
+use crate::helpers::Secret as _;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,12 @@ const WORKERS: usize = 6;
 /// Longest a round may take to reach its kill depth on a busy machine.
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
-type Roles = BTreeSet<(i32, String, String, String)>;
+type Roles = BTreeSet<(i32, String, String, Option<String>)>;
+
+/// UpdateApiTokenRoles' SubjectRoles answer as the bindings it stands for.
+fn flatten(roles: pb::SubjectRoles) -> Vec<pb::ApiTokenRole> {
+    crate::helpers::bindings_of(roles)
+}
 
 fn roles_of(roles: &[pb::ApiTokenRole]) -> Roles {
     roles
@@ -137,7 +143,7 @@ impl Burst {
                                     Expected {
                                         id: created.id.clone(),
                                         roles: roles_of(&created.roles),
-                                        secret: created.token.clone(),
+                                        secret: created.secret(),
                                         old_secrets: Vec::new(),
                                         deleted: false,
                                         in_flight: None,
@@ -171,7 +177,7 @@ impl Burst {
                             let rotated = rotated.into_inner();
                             self.acknowledge(|l| {
                                 let t = l.tokens.get_mut(&id).unwrap();
-                                let old = std::mem::replace(&mut t.secret, rotated.token.clone());
+                                let old = std::mem::replace(&mut t.secret, rotated.secret());
                                 t.old_secrets.push(old);
                                 t.in_flight = None;
                             });
@@ -191,13 +197,13 @@ impl Burst {
                                 "WORKSPACE_MEMBER"
                             }
                             .into(),
-                            deployment_id: String::new(),
+                            deployment_id: None,
                         },
                         pb::ApiTokenRole {
                             entity_id: format!("dag-{step}"),
                             entity_type: pb::api_token_role::EntityType::Dag as i32,
                             role: "DAG_VIEWER".into(),
-                            deployment_id: "dep-crash".into(),
+                            deployment_id: Some("dep-crash".into()),
                         },
                     ];
                     self.mark(&id, Op::Roles(roles_of(&roles)));
@@ -213,7 +219,7 @@ impl Burst {
                         .await
                     {
                         Ok(updated) => {
-                            let updated = roles_of(&updated.into_inner().roles);
+                            let updated = roles_of(&flatten(updated.into_inner()));
                             self.acknowledge(|l| {
                                 let t = l.tokens.get_mut(&id).unwrap();
                                 t.roles = updated;

@@ -1,6 +1,7 @@
 //! CreateApiToken: validation (every rule names its field), boundaries,
 //! defaults, name uniqueness and who created the token.
 
+use crate::helpers::Secret as _;
 use tokend::pb;
 use tokend::pb::api_token::{Kind, Type};
 use tokend::pb::basic_subject_profile::SubjectType;
@@ -25,7 +26,7 @@ async fn create_returns_the_secret_once(db: Db) {
         .await;
     assert!(
         created
-            .token
+            .secret()
             .starts_with(&format!("tokend.{}.", created.id))
     );
     assert_eq!(created.name, "ci");
@@ -34,16 +35,19 @@ async fn create_returns_the_secret_once(db: Db) {
     let start = created.start_at.unwrap().seconds;
     assert_eq!(created.end_at.unwrap().seconds, start + 30 * DAY);
     let fetched = app.get(&created.id).await.unwrap();
-    assert_eq!(fetched.token, "");
+    assert_eq!(fetched.token, None, "absent, not empty, on Get");
     assert_eq!(
         pb::ApiToken {
-            token: String::new(),
+            token: None,
             ..created.clone()
         },
         fetched
     );
     // The new secret authenticates.
-    let lookup = app.lookup_as(&created.token, &created.token).await.unwrap();
+    let lookup = app
+        .lookup_as(&created.secret(), &created.secret())
+        .await
+        .unwrap();
     assert_eq!(lookup.name, "ci");
     app.stop().await;
 }
@@ -64,7 +68,7 @@ async fn create_names_the_offending_field(db: Db) {
     let cases = [
         refused("name", workspace_token("", "ws1")),
         refused("name", workspace_token("  \t ", "ws1")),
-        refused("name", workspace_token(&"n".repeat(256), "ws1")),
+        refused("name", workspace_token(&"n".repeat(257), "ws1")),
         refused("name", workspace_token("bell\u{7}", "ws1")),
         refused(
             "description",
@@ -243,7 +247,7 @@ async fn create_reports_every_violation_at_once(db: Db) {
 
 async fn create_accepts_the_boundaries(db: Db) {
     let app = TestApp::spawn(db).await;
-    let long_name = "n".repeat(255);
+    let long_name = "n".repeat(256);
     let token = app
         .create(pb::CreateApiTokenRequest {
             description: "d".repeat(1000),
@@ -260,7 +264,7 @@ async fn create_accepts_the_boundaries(db: Db) {
     );
 
     // Lengths count characters, not bytes.
-    let wide_name = "é".repeat(255);
+    let wide_name = "é".repeat(256);
     let wide = app
         .create(pb::CreateApiTokenRequest {
             description: "ü".repeat(1000),
@@ -317,7 +321,7 @@ async fn create_fills_in_the_defaults(db: Db) {
             entity_id: "ws1".into(),
             entity_type: pb::api_token_role::EntityType::Workspace as i32,
             role: "WORKSPACE_MEMBER".into(),
-            deployment_id: String::new(),
+            deployment_id: None,
         }]
     );
     let direct = app
@@ -370,7 +374,7 @@ async fn organization_tokens_belong_to_the_organization(db: Db) {
                 entity_id: ORG.into(),
                 entity_type: pb::api_token_role::EntityType::Organization as i32,
                 role: role.into(),
-                deployment_id: String::new(),
+                deployment_id: None,
             }]
         );
     }
@@ -418,11 +422,11 @@ async fn created_by_is_the_calling_token(db: Db) {
         .await;
     let caller = pb::BasicSubjectProfile {
         id: app.token_id.clone(),
-        api_token_name: "bootstrap".into(),
-        avatar_url: String::new(),
-        full_name: String::new(),
+        api_token_name: Some("bootstrap".into()),
+        avatar_url: None,
+        full_name: None,
         subject_type: SubjectType::Servicekey as i32,
-        username: String::new(),
+        username: None,
     };
     assert_eq!(first.created_by.as_ref(), Some(&caller));
     assert_eq!(first.updated_by.as_ref(), Some(&caller));
@@ -436,7 +440,7 @@ async fn created_by_is_the_calling_token(db: Db) {
         .client
         .clone()
         .create_api_token(with_bearer(
-            &first.token,
+            &first.secret(),
             workspace_token("made-by-automation", "ws1"),
         ))
         .await
@@ -444,7 +448,7 @@ async fn created_by_is_the_calling_token(db: Db) {
         .into_inner();
     let by_first = second.created_by.unwrap();
     assert_eq!(by_first.id, first.id);
-    assert_eq!(by_first.api_token_name, "automation");
+    assert_eq!(by_first.api_token_name.as_deref(), Some("automation"));
     assert_eq!(by_first.subject_type, SubjectType::Servicekey as i32);
     app.stop().await;
 }

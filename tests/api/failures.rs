@@ -3,6 +3,7 @@
 //! client addresses believed only from trusted proxies, and audit rows
 //! pruned past their retention.
 
+use crate::helpers::Secret as _;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
@@ -143,7 +144,7 @@ async fn forged_secrets_leave_no_rows_in_a_tokens_trail(db: Db) {
         .await
         .unwrap();
     let mut request = with_bearer(
-        &disabled.token,
+        &disabled.secret(),
         pb::ListApiTokensRequest {
             organization_id: ORG.into(),
             ..Default::default()
@@ -212,7 +213,7 @@ async fn a_rotated_out_secret_is_charged_to_its_token(db: Db) {
     // The old secret works through its grace period, then is refused; its
     // digest is still stored, so the refusal is the token's.
     eventually("the grace period to end", || async {
-        get_with(&app, &token.token, None)
+        get_with(&app, &token.secret(), None)
             .await
             .err()
             .filter(|s| s.code() == Code::Unauthenticated)
@@ -369,7 +370,7 @@ async fn only_trusted_proxies_may_name_the_client(db: Db) {
     .await;
     let caller = app.create(workspace_token("caller", "ws1")).await;
     let mut request = with_bearer(
-        &caller.token,
+        &caller.secret(),
         pb::ListApiTokensRequest {
             organization_id: ORG.into(),
             ..Default::default()

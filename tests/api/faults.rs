@@ -7,6 +7,7 @@
 //! UNAVAILABLE, health must turn NOT_SERVING within 5 s, and service must
 //! come back within 5 s of the database, with no restart (issue 6).
 
+use crate::helpers::Secret as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -411,7 +412,7 @@ async fn a_partition_hides_a_revocation_no_longer_than_the_heartbeat_bound() {
         // database needed, once cached.
         let accepted = || {
             let mut client = b.client.clone();
-            let token = token.token.clone();
+            let token = token.secret();
             async move {
                 let answer = tokio::time::timeout(
                     Duration::from_secs(5),

@@ -2,6 +2,7 @@
 //! replica's credential cache at once, so the cache runs with its default
 //! (long) TTL and still never answers for a revoked token.
 
+use crate::helpers::Secret as _;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, Statement};
@@ -88,20 +89,20 @@ async fn changes_through_one_replica_reach_the_other_within_a_second(db: Db) {
             .await;
         // B has the token cached: two Lookups, the second from the cache.
         for _ in 0..2 {
-            let found = lookup(&b.client, &a.secret, &token.token).await;
+            let found = lookup(&b.client, &a.secret, &token.secret()).await;
             assert!(
                 found.is_some_and(|f| f.enabled),
                 "{change}: B knows the new token"
             );
-            assert!(authenticates(&b.client, &token.token).await);
+            assert!(authenticates(&b.client, &token.secret()).await);
         }
         change_token(&a.client, &a.secret, &token.id, change).await;
         let took = within_bound(change, || async {
-            let found = lookup(&b.client, &a.secret, &token.token).await;
+            let found = lookup(&b.client, &a.secret, &token.secret()).await;
             match change {
-                // Lookup's scopes name the new role.
+                // Lookup's resource scopes name the new role.
                 "roles" => found.is_some_and(|f| {
-                    f.scopes
+                    f.resource_scopes
                         .iter()
                         .any(|s| s.starts_with("role:WORKSPACE_OWNER:"))
                 }),
@@ -109,10 +110,10 @@ async fn changes_through_one_replica_reach_the_other_within_a_second(db: Db) {
                 // longer authenticates.
                 "disable" => {
                     found.is_some_and(|f| !f.enabled)
-                        && !authenticates(&b.client, &token.token).await
+                        && !authenticates(&b.client, &token.secret()).await
                 }
                 // The old secret matches no token any more.
-                _ => found.is_none() && !authenticates(&b.client, &token.token).await,
+                _ => found.is_none() && !authenticates(&b.client, &token.secret()).await,
             }
         })
         .await;
@@ -155,7 +156,7 @@ async fn a_lost_listening_connection_never_serves_a_revoked_token() {
                     .await;
                 // Cached on B: a call answered from the cache (the create's own
                 // notification may drop the first entry).
-                answered_from_the_cache(&b.client, metrics, &token.token).await;
+                answered_from_the_cache(&b.client, metrics, &token.secret()).await;
 
                 // The database takes no new connections (the ones open stay), so
                 // B cannot listen again before the revocation, and its listening
@@ -184,7 +185,7 @@ async fn a_lost_listening_connection_never_serves_a_revoked_token() {
                 // Never a stale positive: refused on the first call after the
                 // delete was acknowledged.
                 assert!(
-                    !authenticates(&b.client, &token.token).await,
+                    !authenticates(&b.client, &token.secret()).await,
                     "round {round}: B refused the revoked token at once"
                 );
                 // B listens again and its cache is back in use.
@@ -196,7 +197,7 @@ async fn a_lost_listening_connection_never_serves_a_revoked_token() {
                 let other = b
                     .create(workspace_token(&format!("kept {round}"), "ws1"))
                     .await;
-                answered_from_the_cache(&b.client, metrics, &other.token).await;
+                answered_from_the_cache(&b.client, metrics, &other.secret()).await;
             }
             b.stop().await;
         },

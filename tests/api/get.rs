@@ -1,6 +1,7 @@
 //! GetApiToken: the seed 000 shape, NOT_FOUND that reveals nothing, and
 //! refused ids.
 
+use crate::helpers::Secret as _;
 use prost::Message;
 use tokend::domain::token::TokenType;
 use tokend::pb;
@@ -82,11 +83,12 @@ async fn get_returns_every_field_of_the_token(db: Db) {
     );
     assert_eq!(token.expiry_period_in_days, Some(30));
     assert_eq!(token.last_used_at, None, "never used");
-    assert_eq!(token.token, "", "Get never returns the secret");
+    assert_eq!(token.secret(), "", "Get never returns the secret");
 
     // shortToken: the prefix and the first characters of the secret part,
     // never the whole secret.
-    let secret_part = created.token.rsplit_once('.').unwrap().1;
+    let secret = created.secret();
+    let secret_part = secret.rsplit_once('.').unwrap().1;
     let short = token
         .short_token
         .strip_prefix("tokend.")
@@ -109,12 +111,17 @@ async fn get_returns_every_field_of_the_token(db: Db) {
             entity_id: "clm8sgvai000008l794psbkdv".into(),
             entity_type: EntityType::Deployment as i32,
             role: "DEPLOYMENT_ADMIN".into(),
-            deployment_id: String::new(),
+            deployment_id: None,
         }]
     );
     let creator = token.created_by.clone().expect("createdBy");
     assert_eq!(creator.id, app.token_id);
-    assert_eq!(creator.api_token_name, "bootstrap");
+    assert_eq!(creator.api_token_name.as_deref(), Some("bootstrap"));
+    // A SERVICEKEY subject has none of a USER's fields: absent, not "".
+    assert_eq!(
+        (&creator.avatar_url, &creator.full_name, &creator.username),
+        (&None, &None, &None)
+    );
     assert_eq!(creator.subject_type, SubjectType::Servicekey as i32);
     assert_eq!(token.updated_by, Some(creator));
     app.stop().await;
@@ -138,9 +145,9 @@ async fn get_shows_a_user_creator_and_the_last_use(db: Db) {
     assert_eq!(token.r#type, Type::Organization as i32);
     let creator = token.created_by.expect("createdBy");
     assert_eq!(creator.subject_type, SubjectType::User as i32);
-    assert_eq!(creator.username, "bootstrap-admin");
-    assert_eq!(creator.full_name, "Bootstrap Admin");
-    assert_eq!(creator.api_token_name, "");
+    assert_eq!(creator.username.as_deref(), Some("bootstrap-admin"));
+    assert_eq!(creator.full_name.as_deref(), Some("Bootstrap Admin"));
+    assert_eq!(creator.api_token_name, None, "a USER has no token name");
     assert!(!creator.id.is_empty());
     app.stop().await;
 }

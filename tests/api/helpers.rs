@@ -922,3 +922,61 @@ pub async fn change_token(
     };
     done.unwrap_or_else(|s| panic!("{change}: {s:?}"));
 }
+
+/// The secret an ApiToken answer carries (Create and Rotate), or "" when it
+/// carries none (Get, List, Update): `token` is a wrapper, absent unless set.
+pub trait Secret {
+    /// The secret, or "".
+    fn secret(&self) -> String;
+}
+
+impl Secret for pb::ApiToken {
+    fn secret(&self) -> String {
+        self.token.clone().unwrap_or_default()
+    }
+}
+
+/// UpdateApiTokenRoles' SubjectRoles answer as the role bindings it stands
+/// for, in its order (organization, workspaces, deployments, DAGs).
+pub fn bindings_of(roles: pb::SubjectRoles) -> Vec<pb::ApiTokenRole> {
+    use pb::api_token_role::EntityType;
+    let binding = |t: EntityType, id: String, role: String, dep: Option<String>| pb::ApiTokenRole {
+        entity_id: id,
+        entity_type: t as i32,
+        role,
+        deployment_id: dep,
+    };
+    let mut out = Vec::new();
+    if let Some(role) = roles.organization_role {
+        out.push(binding(EntityType::Organization, ORG.into(), role, None));
+    }
+    for w in roles.workspace_roles {
+        out.push(binding(EntityType::Workspace, w.workspace_id, w.role, None));
+    }
+    for d in roles.deployment_roles {
+        out.push(binding(
+            EntityType::Deployment,
+            d.deployment_id,
+            d.role,
+            None,
+        ));
+    }
+    for d in roles.dag_roles {
+        let (t, id) = match (d.dag_id, d.dag_tag) {
+            (Some(id), _) => (EntityType::Dag, id),
+            (None, tag) => (EntityType::DagTag, tag.unwrap_or_default()),
+        };
+        out.push(binding(t, id, d.role, Some(d.deployment_id)));
+    }
+    out
+}
+
+/// Unix seconds in Lookup's Dynatrace form, `2020-11-12T08:15:30.000Z`.
+pub fn dt_date(seconds: i64) -> String {
+    tokend::domain::time::rfc3339_millis(seconds * 1000)
+}
+
+/// A Timestamp answer in Lookup's Dynatrace form.
+pub fn dt_of(t: &Option<prost_types::Timestamp>) -> Option<String> {
+    t.as_ref().map(|t| dt_date(t.seconds))
+}

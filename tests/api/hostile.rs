@@ -156,19 +156,19 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
                 entity_id: "ws-victim".into(),
                 entity_type: pb::api_token_role::EntityType::Workspace as i32,
                 role: "WORKSPACE_MEMBER".into(),
-                deployment_id: String::new(),
+                deployment_id: None,
             },
             pb::ApiTokenRole {
                 entity_id: "etl_1".into(),
                 entity_type: pb::api_token_role::EntityType::Dag as i32,
                 role: "DAG_VIEWER".into(),
-                deployment_id: "dep_v1".into(),
+                deployment_id: Some("dep_v1".into()),
             },
             pb::ApiTokenRole {
                 entity_id: "nightly_v2".into(),
                 entity_type: pb::api_token_role::EntityType::DagTag as i32,
                 role: "DAG_AUTHOR".into(),
-                deployment_id: "dep_v1".into(),
+                deployment_id: Some("dep_v1".into()),
             },
         ],
     }))
@@ -229,7 +229,7 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
         &too_big,
     );
     for (field, value) in [
-        ("name", "n".repeat(256)),
+        ("name", "n".repeat(257)),
         ("description", "d".repeat(1001)),
         ("entityId", "e".repeat(256)),
     ] {
@@ -481,7 +481,7 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
                 entity_id: "ws-victim".into(),
                 entity_type: 77,
                 role: "WORKSPACE_MEMBER".into(),
-                deployment_id: String::new(),
+                deployment_id: None,
             }],
         }))
         .await;
@@ -534,7 +534,7 @@ async fn hostile_input_gets_its_code_and_changes_nothing(db: Db) {
             entity_id: format!("dag-{i}"),
             entity_type: pb::api_token_role::EntityType::Dag as i32,
             role: "DAG_VIEWER".into(),
-            deployment_id: "dep-1".into(),
+            deployment_id: Some("dep-1".into()),
         })
         .collect();
     assert_invalid_in(

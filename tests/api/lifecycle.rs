@@ -1,5 +1,6 @@
 //! Update, UpdateApiTokenRoles, Rotate and Delete.
 
+use crate::helpers::Secret as _;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Statement};
@@ -21,7 +22,7 @@ fn role(
         entity_id: entity_id.into(),
         entity_type: entity_type as i32,
         role: role.into(),
-        deployment_id: deployment.into(),
+        deployment_id: (!deployment.is_empty()).then(|| deployment.into()),
     }
 }
 
@@ -91,7 +92,10 @@ async fn update_changes_only_given_fields(db: Db) {
         renamed.description, "first",
         "an omitted field stays unchanged"
     );
-    assert_eq!(renamed.updated_by.unwrap().api_token_name, "bootstrap");
+    assert_eq!(
+        renamed.updated_by.unwrap().api_token_name.as_deref(),
+        Some("bootstrap")
+    );
     let described = client
         .update_api_token(app.req(pb::UpdateApiTokenRequest {
             description: Some(String::new()),
@@ -104,13 +108,24 @@ async fn update_changes_only_given_fields(db: Db) {
         (described.name.as_str(), described.description.as_str()),
         ("ci-2", "")
     );
+    // Astronomer's bound: 256 characters (not bytes) is the longest name.
+    let longest = "é".repeat(256);
+    let renamed = client
+        .update_api_token(app.req(pb::UpdateApiTokenRequest {
+            name: Some(longest.clone()),
+            ..update(&token.id)
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.name, longest);
     app.stop().await;
 }
 
 async fn disabled_tokens_are_refused_and_can_come_back(db: Db) {
     let app = TestApp::spawn(db).await;
     let token = app.create(workspace_token("ci", "ws1")).await;
-    assert!(works(&app, &token.token).await);
+    assert!(works(&app, &token.secret()).await);
     let mut client = app.client.clone();
     client
         .update_api_token(app.req(pb::UpdateApiTokenRequest {
@@ -120,12 +135,12 @@ async fn disabled_tokens_are_refused_and_can_come_back(db: Db) {
         .await
         .unwrap();
     assert!(
-        !works(&app, &token.token).await,
+        !works(&app, &token.secret()).await,
         "a disabled token is refused as a caller"
     );
     let looked_up = client
         .lookup_api_token(app.req(pb::ApiTokenSecret {
-            token: token.token.clone(),
+            token: token.secret(),
         }))
         .await
         .unwrap()
@@ -138,7 +153,7 @@ async fn disabled_tokens_are_refused_and_can_come_back(db: Db) {
         }))
         .await
         .unwrap();
-    assert!(works(&app, &token.token).await);
+    assert!(works(&app, &token.secret()).await);
     app.stop().await;
 }
 
@@ -158,7 +173,7 @@ async fn update_validation_names_the_field(db: Db) {
         ),
         (
             pb::UpdateApiTokenRequest {
-                name: Some("n".repeat(256)),
+                name: Some("n".repeat(257)),
                 ..update(&token.id)
             },
             "name",
@@ -254,7 +269,29 @@ async fn update_roles_replaces_the_set_atomically(db: Db) {
         .await
         .unwrap()
         .into_inner();
-    let mut got = updated.roles.clone();
+    // Astronomer's SubjectRoles, not the token.
+    assert_eq!(
+        updated.organization_role.as_deref(),
+        Some("ORGANIZATION_MEMBER")
+    );
+    assert_eq!(
+        updated.dag_roles,
+        [
+            pb::DagRole {
+                dag_id: Some("etl".into()),
+                dag_tag: None,
+                deployment_id: "d1".into(),
+                role: "DAG_AUTHOR".into(),
+            },
+            pb::DagRole {
+                dag_id: None,
+                dag_tag: Some("nightly".into()),
+                deployment_id: "d1".into(),
+                role: "DAG_VIEWER".into(),
+            },
+        ]
+    );
+    let mut got = crate::helpers::bindings_of(updated);
     let mut want = new_roles;
     let key = |r: &pb::ApiTokenRole| (r.entity_type, r.deployment_id.clone(), r.entity_id.clone());
     got.sort_by_key(key);
@@ -274,7 +311,7 @@ async fn update_roles_replaces_the_set_atomically(db: Db) {
         .update_api_token_roles(app.req(roles(&token.id, only.clone())))
         .await
         .unwrap();
-    assert_eq!(replaced.into_inner().roles, only);
+    assert_eq!(crate::helpers::bindings_of(replaced.into_inner()), only);
     app.stop().await;
 }
 
@@ -393,26 +430,70 @@ async fn rotate_kills_the_old_secret_at_once(db: Db) {
         .unwrap()
         .into_inner();
     assert_eq!(rotated.id, token.id, "same id");
-    assert_ne!(rotated.token, token.token);
+    assert_ne!(rotated.secret(), token.secret());
     assert_ne!(rotated.short_token, token.short_token);
-    assert!(rotated.token.starts_with(&format!("tokend.{}.", token.id)));
     assert!(
-        !works(&app, &token.token).await,
+        rotated
+            .secret()
+            .starts_with(&format!("tokend.{}.", token.id))
+    );
+    assert!(
+        !works(&app, &token.secret()).await,
         "old secret refused as a caller"
     );
     assert_code(
         app.client
             .clone()
             .lookup_api_token(app.req(pb::ApiTokenSecret {
-                token: token.token.clone(),
+                token: token.secret(),
             }))
             .await,
         Code::NotFound,
     );
-    assert!(works(&app, &rotated.token).await);
+    assert!(works(&app, &rotated.secret()).await);
+    let got = app.get(&token.id).await.unwrap();
+    assert_eq!(got.short_token, rotated.short_token);
+    // lastRotatedAt: absent until a rotation, then the rotation's time, the
+    // same in Rotate's answer, Get, List and every later write's answer.
+    assert_eq!(token.last_rotated_at, None, "never rotated at creation");
+    let at = rotated.last_rotated_at.expect("set by Rotate").seconds;
+    assert!(
+        (token.created_at.unwrap().seconds..=token.created_at.unwrap().seconds + 60).contains(&at)
+    );
+    assert_eq!(got.last_rotated_at.map(|t| t.seconds), Some(at));
+    let listed = app
+        .client
+        .clone()
+        .list_api_tokens(app.req(pb::ListApiTokensRequest {
+            organization_id: ORG.into(),
+            workspace_id: "ws1".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
-        app.get(&token.id).await.unwrap().short_token,
-        rotated.short_token
+        listed
+            .tokens
+            .iter()
+            .find(|t| t.id == token.id)
+            .and_then(|t| t.last_rotated_at.map(|t| t.seconds)),
+        Some(at)
+    );
+    let renamed = app
+        .client
+        .clone()
+        .update_api_token(app.req(pb::UpdateApiTokenRequest {
+            name: Some("ci renamed".into()),
+            ..update(&token.id)
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        renamed.last_rotated_at.map(|t| t.seconds),
+        Some(at),
+        "an update keeps it"
     );
     app.stop().await;
 }
@@ -428,10 +509,10 @@ async fn rotate_grace_keeps_the_old_secret_for_a_while(db: Db) {
         .unwrap()
         .into_inner();
     assert!(
-        works(&app, &token.token).await,
+        works(&app, &token.secret()).await,
         "old secret alive inside the grace window"
     );
-    assert!(works(&app, &long.token).await);
+    assert!(works(&app, &long.secret()).await);
     // A second rotation with a short grace shortens every older secret's window.
     let short = app
         .client
@@ -440,15 +521,16 @@ async fn rotate_grace_keeps_the_old_secret_for_a_while(db: Db) {
         .await
         .unwrap()
         .into_inner();
-    assert!(works(&app, &short.token).await);
+    assert!(works(&app, &short.secret()).await);
     eventually(
         "rotated-out secrets to stop working after their grace",
         || async {
-            (!works(&app, &token.token).await && !works(&app, &long.token).await).then_some(())
+            (!works(&app, &token.secret()).await && !works(&app, &long.secret()).await)
+                .then_some(())
         },
     )
     .await;
-    assert!(works(&app, &short.token).await);
+    assert!(works(&app, &short.secret()).await);
     for grace in [-1, 86_401] {
         let status = assert_code(
             app.client
@@ -476,7 +558,7 @@ async fn concurrent_rotates_leave_exactly_one_secret(db: Db) {
             client
                 .rotate_api_token(request)
                 .await
-                .map(|r| r.into_inner().token)
+                .map(|r| r.into_inner().secret())
         }
     });
     let secrets: Vec<String> = futures_util::future::join_all(calls)
@@ -485,7 +567,7 @@ async fn concurrent_rotates_leave_exactly_one_secret(db: Db) {
         .map(|r| r.expect("every rotate succeeds"))
         .collect();
     let mut alive = 0;
-    for secret in secrets.iter().chain(std::iter::once(&token.token)) {
+    for secret in secrets.iter().chain(std::iter::once(&token.secret())) {
         if works(&app, secret).await {
             alive += 1;
         }
@@ -532,13 +614,13 @@ async fn delete_removes_the_token_everywhere(db: Db) {
     assert_code(
         client
             .lookup_api_token(app.req(pb::ApiTokenSecret {
-                token: token.token.clone(),
+                token: token.secret(),
             }))
             .await,
         Code::NotFound,
     );
     assert!(
-        !works(&app, &token.token).await,
+        !works(&app, &token.secret()).await,
         "a deleted token is refused as a caller"
     );
     assert_code(
@@ -571,13 +653,13 @@ async fn no_privilege_escalation(db: Db) {
     };
     assert_code(
         client
-            .create_api_token(with_bearer(&member.token, org_token.clone()))
+            .create_api_token(with_bearer(&member.secret(), org_token.clone()))
             .await,
         Code::PermissionDenied,
     );
     assert_code(
         client
-            .create_api_token(with_bearer(&owner.token, org_token))
+            .create_api_token(with_bearer(&owner.secret(), org_token))
             .await,
         Code::PermissionDenied,
     );
@@ -592,7 +674,7 @@ async fn no_privilege_escalation(db: Db) {
     );
     assert_code(
         client
-            .update_api_token_roles(with_bearer(&owner.token, self_grant))
+            .update_api_token_roles(with_bearer(&owner.secret(), self_grant))
             .await,
         Code::InvalidArgument,
     );
@@ -605,27 +687,27 @@ async fn no_privilege_escalation(db: Db) {
     );
     assert_code(
         client
-            .update_api_token_roles(with_bearer(&owner.token, deployment_grant))
+            .update_api_token_roles(with_bearer(&owner.secret(), deployment_grant))
             .await,
         Code::PermissionDenied,
     );
     // Within its own workspace it may grant up to its own role.
     let promote = roles(&member.id, vec![own.clone()]);
     client
-        .update_api_token_roles(with_bearer(&owner.token, promote))
+        .update_api_token_roles(with_bearer(&owner.secret(), promote))
         .await
         .unwrap();
     // But not create in another workspace, nor touch tokens there.
     let elsewhere = app.create(workspace_token("ws2 member", "ws2")).await;
     assert_code(
         client
-            .create_api_token(with_bearer(&owner.token, workspace_token("x", "ws2")))
+            .create_api_token(with_bearer(&owner.secret(), workspace_token("x", "ws2")))
             .await,
         Code::PermissionDenied,
     );
     assert_code(
         client
-            .rotate_api_token(with_bearer(&owner.token, rotate(&elsewhere.id, 0)))
+            .rotate_api_token(with_bearer(&owner.secret(), rotate(&elsewhere.id, 0)))
             .await,
         Code::NotFound,
     );
@@ -634,7 +716,7 @@ async fn no_privilege_escalation(db: Db) {
     let member2 = app.create(workspace_token("ws1 member 2", "ws1")).await;
     assert_code(
         client
-            .update_api_token_roles(with_bearer(&member2.token, member_grant))
+            .update_api_token_roles(with_bearer(&member2.secret(), member_grant))
             .await,
         Code::PermissionDenied,
     );
@@ -668,7 +750,7 @@ async fn no_privilege_escalation(db: Db) {
     );
     assert_code(
         client
-            .update_api_token_roles(with_bearer(&hybrid.token, promote_self))
+            .update_api_token_roles(with_bearer(&hybrid.secret(), promote_self))
             .await,
         Code::NotFound,
     );

@@ -3,6 +3,7 @@
 //! secrets leaves the database idle; and the set never refuses a token that
 //! exists, however it was created.
 
+use crate::helpers::Secret as _;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -135,7 +136,7 @@ async fn a_flood_of_unknown_secrets_leaves_the_database_idle(db: Db) {
 
     // A token created now is not among them: it works at once.
     let created = app.create(workspace_token("fresh", "ws1")).await;
-    let secret = created.token.clone();
+    let secret = created.secret();
     assert_eq!(lookup_code(&app, secret).await, Code::Ok);
     app.stop().await;
 }
@@ -168,9 +169,9 @@ async fn a_token_created_through_one_replica_works_through_another_on_the_first_
         let own = other_client
             .clone()
             .lookup_api_token(with_bearer(
-                &created.token,
+                &created.secret(),
                 pb::ApiTokenSecret {
-                    token: created.token.clone(),
+                    token: created.secret(),
                 },
             ))
             .await

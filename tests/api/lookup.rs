@@ -2,14 +2,15 @@
 //! for strings that are not secrets, NOT_FOUND for secrets of no token, and
 //! a recorded use of the token looked up.
 
+use crate::helpers::Secret as _;
 use tokend::domain::token::TokenType;
 use tokend::pb;
 use tonic::Code;
 
 use crate::both_databases;
 use crate::helpers::{
-    Db, OTHER_ORG, TestApp, assert_code, assert_invalid_in, at, bootstrap_token, eventually, now,
-    unknown_secret, workspace_token,
+    Db, OTHER_ORG, TestApp, assert_code, assert_invalid_in, at, bootstrap_token, dt_date, dt_of,
+    eventually, now, unknown_secret, workspace_token,
 };
 
 const DAY: i64 = 86_400;
@@ -22,19 +23,27 @@ async fn lookup_returns_the_metadata_of_the_token(db: Db) {
             ..workspace_token("ci", "ws1")
         })
         .await;
-    let meta = app.lookup_as(&app.secret, &created.token).await.unwrap();
+    let meta = app.lookup_as(&app.secret, &created.secret()).await.unwrap();
     assert_eq!(meta.id, format!("tokend.{}", created.id));
     assert_eq!(meta.name, "ci");
     assert_eq!(
         meta.owner, "bootstrap",
         "created by the bootstrap token: its name"
     );
-    assert_eq!(meta.creation_date, created.created_at);
-    assert_eq!(meta.expiration_date, created.end_at);
+    // Dynatrace's date form, milliseconds included.
+    assert_eq!(Some(meta.creation_date.clone()), dt_of(&created.created_at));
+    assert!(
+        meta.creation_date.ends_with(".000Z"),
+        "{}",
+        meta.creation_date
+    );
+    assert_eq!(meta.expiration_date, dt_of(&created.end_at));
+    assert_eq!(Some(meta.modified_date.clone()), dt_of(&created.updated_at));
+    assert_eq!(meta.last_used_ip_address, None, "never used: absent");
     assert!(meta.enabled);
     assert!(!meta.personal_access_token);
     assert_eq!(
-        meta.scopes,
+        meta.resource_scopes,
         [
             "role:WORKSPACE_MEMBER:organizations/org-test/workspaces/ws1",
             "apiTokens.read:organizations/org-test/workspaces/ws1"
@@ -42,11 +51,12 @@ async fn lookup_returns_the_metadata_of_the_token(db: Db) {
         "its role, then the token permissions the matrix derives from it"
     );
     assert!(
-        meta.scopes[0].contains("WORKSPACE_MEMBER"),
-        "{:?}",
+        meta.scopes.is_empty(),
+        "it may read one workspace's tokens, not the organization's: no plain name {:?}",
         meta.scopes
     );
-    let secret_part = created.token.rsplit_once('.').unwrap().1;
+    let secret = created.secret();
+    let secret_part = secret.rsplit_once('.').unwrap().1;
     assert!(
         !format!("{meta:?}").contains(secret_part),
         "metadata echoes the secret"
@@ -60,11 +70,16 @@ async fn lookup_returns_the_metadata_of_the_token(db: Db) {
     assert_eq!(bootstrap.expiration_date, None, "never expires");
     assert!(
         bootstrap
-            .scopes
+            .resource_scopes
             .iter()
             .any(|s| s.contains("ORGANIZATION_OWNER")),
         "{:?}",
-        bootstrap.scopes
+        bootstrap.resource_scopes
+    );
+    assert_eq!(
+        bootstrap.scopes,
+        ["apiTokens.read", "apiTokens.write"],
+        "an organization owner may read and manage every token: Dynatrace's plain names"
     );
     app.stop().await;
 }
@@ -74,19 +89,17 @@ async fn lookup_records_a_use_of_the_token_looked_up(db: Db) {
     let created = app.create(workspace_token("ci", "ws1")).await;
     assert_eq!(app.get(&created.id).await.unwrap().last_used_at, None);
     let before = now();
-    app.lookup_as(&app.secret, &created.token).await.unwrap();
+    app.lookup_as(&app.secret, &created.secret()).await.unwrap();
     let meta = eventually("lastUsedDate of the looked-up token", || async {
-        let meta = app.lookup_as(&app.secret, &created.token).await.unwrap();
+        let meta = app.lookup_as(&app.secret, &created.secret()).await.unwrap();
         meta.last_used_date.is_some().then_some(meta)
     })
     .await;
-    let used = meta.last_used_date.unwrap().seconds;
-    assert!((before..=now()).contains(&used), "lastUsedDate {used}");
-    assert_eq!(meta.last_used_ip_address, "127.0.0.1");
-    assert_eq!(
-        app.get(&created.id).await.unwrap().last_used_at,
-        meta.last_used_date
-    );
+    let used = app.get(&created.id).await.unwrap().last_used_at;
+    let seconds = used.unwrap().seconds;
+    assert!((before..=now()).contains(&seconds), "lastUsedAt {seconds}");
+    assert_eq!(meta.last_used_ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(meta.last_used_date, dt_of(&used));
     app.stop().await;
 }
 
@@ -107,7 +120,7 @@ fn with_char_changed(secret: &str, index: usize, alphabet: &[u8]) -> String {
 
 async fn lookup_refuses_strings_that_are_not_secrets(db: Db) {
     let app = TestApp::spawn(db).await;
-    let secret = app.create(workspace_token("ci", "ws1")).await.token;
+    let secret = app.create(workspace_token("ci", "ws1")).await.secret();
     let secret_part_start = secret.rfind('.').unwrap() + 1;
     let (_, rest) = secret.split_once('.').unwrap();
     let cases = [
@@ -164,13 +177,13 @@ async fn lookup_answers_for_expired_and_not_yet_valid_tokens(db: Db) {
             ..workspace_token("expired", "ws1")
         })
         .await;
-    let meta = app.lookup_as(&app.secret, &expired.token).await.unwrap();
+    let meta = app.lookup_as(&app.secret, &expired.secret()).await.unwrap();
     assert_eq!(meta.name, "expired");
-    assert_eq!(meta.expiration_date, Some(at(start + DAY)));
+    assert_eq!(meta.expiration_date, Some(dt_date(start + DAY)));
     // The server holds it expired: as a caller it is refused, while Lookup
     // still describes it.
     assert_code(
-        app.lookup_as(&expired.token, &app.secret).await,
+        app.lookup_as(&expired.secret(), &app.secret).await,
         Code::Unauthenticated,
     );
 
@@ -182,15 +195,15 @@ async fn lookup_answers_for_expired_and_not_yet_valid_tokens(db: Db) {
             ..workspace_token("not-yet-valid", "ws1")
         })
         .await;
-    let meta = app.lookup_as(&app.secret, &pending.token).await.unwrap();
+    let meta = app.lookup_as(&app.secret, &pending.secret()).await.unwrap();
     assert_eq!(meta.name, "not-yet-valid");
-    assert_eq!(meta.expiration_date, Some(at(later + 5 * DAY)));
-    assert_eq!(meta.creation_date, pending.created_at);
-    assert_eq!(meta.start_date, Some(at(later)));
+    assert_eq!(meta.expiration_date, Some(dt_date(later + 5 * DAY)));
+    assert_eq!(Some(meta.creation_date), dt_of(&pending.created_at));
+    assert_eq!(meta.start_date, dt_date(later));
     assert!(meta.enabled);
     // Not usable yet by the server's clock.
     assert_code(
-        app.lookup_as(&pending.token, &app.secret).await,
+        app.lookup_as(&pending.secret(), &app.secret).await,
         Code::Unauthenticated,
     );
     app.stop().await;
@@ -210,14 +223,17 @@ async fn any_valid_caller_may_look_up(db: Db) {
     .await;
     // A workspace-scoped caller, and a caller of another organization.
     assert_eq!(
-        app.lookup_as(&narrow.token, &app.secret)
+        app.lookup_as(&narrow.secret(), &app.secret)
             .await
             .unwrap()
             .name,
         "bootstrap"
     );
     assert_eq!(
-        app.lookup_as(&foreign, &narrow.token).await.unwrap().name,
+        app.lookup_as(&foreign, &narrow.secret())
+            .await
+            .unwrap()
+            .name,
         "narrow"
     );
     assert_eq!(

@@ -4,6 +4,7 @@
 //! server runs, or a replacement pod starting before the old one is gone),
 //! so every test here runs on both.
 
+use crate::helpers::Secret as _;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -94,15 +95,16 @@ async fn changes_through_one_replica_reach_the_other_within_the_cache_bound(db: 
             .create(workspace_token(&format!("{change} me"), "ws1"))
             .await;
         // Warm B's cache with the token.
-        assert!(authenticates(&mut b.client.clone(), &token.token, &probe).await);
+        assert!(authenticates(&mut b.client.clone(), &token.secret(), &probe).await);
         let changed = Instant::now();
         change_token(&a.client, &a.secret, &token.id, change).await;
         // A refuses at once; B within the bound.
         assert!(
-            !authenticates(&mut client_a, &token.token, &probe).await,
+            !authenticates(&mut client_a, &token.secret(), &probe).await,
             "{change}: A refuses at once"
         );
-        let took = refused_within_the_ttl(change, &b.client, &token.token, &probe, changed).await;
+        let took =
+            refused_within_the_ttl(change, &b.client, &token.secret(), &probe, changed).await;
         eprintln!("{db:?} {change}: B refused {took:?} after the change");
     }
     b.stop().await;
@@ -158,7 +160,7 @@ async fn a_use_within_the_precision_from_one_address_is_written_once(db: Db) {
     let token = app.create(workspace_token("precise", "ws1")).await;
     // The owner was last used from 127.0.0.1 (the create), so this call
     // writes a use of both tokens.
-    use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+    use_from(&app.client, &app.secret, &token.secret(), "192.0.2.1").await;
     let first = eventually("the first use written", || async {
         let (at, ip) = app.db.usage_of(&token.id).await;
         (ip.as_deref() == Some("192.0.2.1")).then_some(at)
@@ -172,18 +174,18 @@ async fn a_use_within_the_precision_from_one_address_is_written_once(db: Db) {
     // use again), so the first coalesced uses are awaited; after them the
     // entries are settled and every further use from the address coalesces.
     eventually("a use from the same address coalesced", || async {
-        use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+        use_from(&app.client, &app.secret, &token.secret(), "192.0.2.1").await;
         (coalesced().await >= 2.0).then_some(())
     })
     .await;
     let settled = coalesced().await;
-    use_from(&app.client, &app.secret, &token.token, "192.0.2.1").await;
+    use_from(&app.client, &app.secret, &token.secret(), "192.0.2.1").await;
     assert_eq!(
         coalesced().await,
         settled + 2.0,
         "the looked-up token's and the caller's next use from 192.0.2.1"
     );
-    use_from(&app.client, &app.secret, &token.token, "192.0.2.7").await;
+    use_from(&app.client, &app.secret, &token.secret(), "192.0.2.7").await;
     let (at, _) = eventually("the use from a new address written", || async {
         let (at, ip) = app.db.usage_of(&token.id).await;
         (ip.as_deref() == Some("192.0.2.7")).then_some((at, ip))
@@ -218,8 +220,8 @@ async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
             Instant::now() < deadline,
             "lastUsedAt did not advance twice in 30 s: {seen:?}"
         );
-        use_from(&a.client, &token.token, &a.secret, "192.0.2.1").await;
-        use_from(&b.client, &token.token, &a.secret, "192.0.2.2").await;
+        use_from(&a.client, &token.secret(), &a.secret, "192.0.2.1").await;
+        use_from(&b.client, &token.secret(), &a.secret, "192.0.2.2").await;
         if let (Some(used), _) = a.db.usage_of(&token.id).await {
             seen.push(used);
         }
@@ -238,11 +240,11 @@ async fn usage_from_both_replicas_lands_without_going_backwards(db: Db) {
             s.usage_precision = Duration::ZERO;
         })
         .await;
-    use_from(&c.client, &token.token, &a.secret, "192.0.2.3").await;
+    use_from(&c.client, &token.secret(), &a.secret, "192.0.2.3").await;
     past_second(now_seconds()).await;
     // A's and B's last uses above are older still.
     let newest = now_seconds();
-    use_from(&b.client, &token.token, &a.secret, "192.0.2.2").await;
+    use_from(&b.client, &token.secret(), &a.secret, "192.0.2.2").await;
     b.stop().await;
     let stored = a.db.usage_of(&token.id).await;
     assert_eq!(

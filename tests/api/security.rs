@@ -3,6 +3,7 @@
 //! tenant-blind Lookup, entity ids that break the scope format, invisible
 //! characters in names, and rotation grace rounded to whole seconds.
 
+use crate::helpers::Secret as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokend::pb;
@@ -27,7 +28,7 @@ fn role(entity_type: EntityType, entity_id: &str, role: &str, dep: &str) -> pb::
         entity_id: entity_id.into(),
         entity_type: entity_type as i32,
         role: role.into(),
-        deployment_id: dep.into(),
+        deployment_id: (!dep.is_empty()).then(|| dep.into()),
     }
 }
 
@@ -53,7 +54,7 @@ async fn escalation_setup(app: &TestApp) -> (pb::ApiToken, String) {
         }))
         .await
         .expect("the organization owner extends the token");
-    (target, ws_owner.token)
+    (target, ws_owner.secret())
 }
 
 fn rotate(token_id: &str) -> pb::RotateApiTokenRequest {
@@ -97,7 +98,7 @@ async fn rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant(db
     // Nothing changed: the old secret still works and no ROTATE was written.
     let now = app.get(&target.id).await.expect("get");
     assert_eq!(now.short_token, target.short_token);
-    assert!(app.lookup_as(&target.token, &app.secret).await.is_ok());
+    assert!(app.lookup_as(&target.secret(), &app.secret).await.is_ok());
 
     // Disabling is a revocation: allowed. Re-enabling hands the secret back.
     client
@@ -108,10 +109,10 @@ async fn rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant(db
         .update_api_token(with_bearer(&ws_owner, enable(&target.id, true)))
         .await;
     assert_code(reenabled, Code::PermissionDenied);
-    let looked_up = app.lookup_as(&app.secret, &target.token).await;
+    let looked_up = app.lookup_as(&app.secret, &target.secret()).await;
     assert!(!looked_up.expect("lookup").enabled, "still disabled");
     assert_code(
-        app.lookup_as(&target.token, &app.secret).await,
+        app.lookup_as(&target.secret(), &app.secret).await,
         Code::Unauthenticated,
     );
 
@@ -125,7 +126,7 @@ async fn rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant(db
         .await
         .expect("the organization owner rotates")
         .into_inner();
-    assert!(app.lookup_as(&by_owner.token, &app.secret).await.is_ok());
+    assert!(app.lookup_as(&by_owner.secret(), &app.secret).await.is_ok());
 
     // And the ws-1 owner still rotates ws-1 tokens holding only ws-1 roles.
     let plain = app.create(workspace_token("plain", "ws-1")).await;
@@ -134,7 +135,7 @@ async fn rotate_and_reenable_never_hand_out_a_role_the_caller_could_not_grant(db
         .await
         .expect("rotate a token holding only grantable roles")
         .into_inner();
-    assert!(!fresh.token.is_empty());
+    assert!(!fresh.secret().is_empty());
     app.stop().await;
 }
 
@@ -200,29 +201,32 @@ async fn lookup_names_the_tenant_of_every_token_and_scope(db: Db) {
     let squatter = app.create(deployment_token("squatter", "dep-b1")).await;
 
     let real = app
-        .lookup_as(&app.secret, &theirs.token)
+        .lookup_as(&app.secret, &theirs.secret())
         .await
         .expect("lookup");
     let fake = app
-        .lookup_as(&app.secret, &squatter.token)
+        .lookup_as(&app.secret, &squatter.secret())
         .await
         .expect("lookup");
     assert_eq!(real.organization_id, OTHER_ORG);
     assert_eq!(fake.organization_id, ORG);
-    assert_ne!(real.scopes, fake.scopes, "scopes tell the tenants apart");
+    assert_ne!(
+        real.resource_scopes, fake.resource_scopes,
+        "resource scopes tell the tenants apart"
+    );
     for (meta, org) in [(&real, OTHER_ORG), (&fake, ORG)] {
         let qualified = format!("organizations/{org}/");
-        for scope in &meta.scopes {
+        for scope in &meta.resource_scopes {
             let (_, resource) = scope.rsplit_once(':').expect("kind:resource");
             assert!(resource.starts_with(&qualified), "{scope} names {org}");
         }
     }
     assert!(
-        real.scopes.contains(
+        real.resource_scopes.contains(
             &"role:DEPLOYMENT_ADMIN:organizations/org-other/deployments/dep-b1".to_owned()
         ),
         "{:?}",
-        real.scopes
+        real.resource_scopes
     );
     // The organization owner's own Lookup says the same of itself.
     let me = app
@@ -231,7 +235,7 @@ async fn lookup_names_the_tenant_of_every_token_and_scope(db: Db) {
         .expect("lookup");
     assert_eq!(me.organization_id, ORG);
     assert!(
-        me.scopes
+        me.resource_scopes
             .contains(&"apiTokens.write:organizations/org-test".to_owned())
     );
     app.stop().await;
@@ -295,21 +299,24 @@ async fn lookup_tells_a_token_that_is_not_valid_yet(db: Db) {
         })
         .await;
     let meta = app
-        .lookup_as(&app.secret, &pending.token)
+        .lookup_as(&app.secret, &pending.secret())
         .await
         .expect("lookup");
-    assert_eq!(meta.start_date, Some(at(later)));
+    assert_eq!(meta.start_date, crate::helpers::dt_date(later));
     assert!(meta.enabled, "enabled, yet not usable: startDate is ahead");
     assert_code(
-        app.lookup_as(&pending.token, &app.secret).await,
+        app.lookup_as(&pending.secret(), &app.secret).await,
         Code::Unauthenticated,
     );
     let current = app.create(workspace_token("current", "ws1")).await;
     let meta = app
-        .lookup_as(&app.secret, &current.token)
+        .lookup_as(&app.secret, &current.secret())
         .await
         .expect("lookup");
-    assert_eq!(meta.start_date, current.start_at);
+    assert_eq!(
+        Some(meta.start_date),
+        crate::helpers::dt_of(&current.start_at)
+    );
     app.stop().await;
 }
 
@@ -356,7 +363,7 @@ async fn rotation_grace_is_kept_to_the_millisecond(db: Db) {
         let app = &app;
         async move { app.lookup_as(&secret, &app.secret).await.is_ok() }
     };
-    assert!(works(token.token.clone()).await);
+    assert!(works(token.secret()).await);
     let subsec = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -374,7 +381,7 @@ async fn rotation_grace_is_kept_to_the_millisecond(db: Db) {
         .await
         .expect("rotate");
     let ended = eventually("the old secret to stop working", || {
-        let old = token.token.clone();
+        let old = token.secret();
         async move { (!works(old).await).then(Instant::now) }
     })
     .await;

@@ -3,6 +3,7 @@
 //! miss and a Get are one statement each, a List at most three whatever
 //! the page size.
 
+use crate::helpers::Secret as _;
 use std::time::Instant;
 
 use tokend::pb;
@@ -71,7 +72,8 @@ async fn a_miss_and_a_get_are_one_statement_and_a_list_at_most_three(db: Db) {
                                 entity_type: *entity_type as i32,
                                 entity_id: (*entity_id).into(),
                                 role: (*role).into(),
-                                deployment_id: (*deployment_id).into(),
+                                deployment_id: (!deployment_id.is_empty())
+                                    .then(|| (*deployment_id).into()),
                             },
                         )
                         .collect(),
@@ -90,13 +92,13 @@ async fn a_miss_and_a_get_are_one_statement_and_a_list_at_most_three(db: Db) {
         tokens.len(),
         1,
         |n| {
-            let secret = tokens[n].token.clone();
+            let secret = tokens[n].secret();
             let client = app.client.clone();
             let request = app.req(pb::ApiTokenSecret { token: secret });
             async move {
                 let mut client = client;
                 let found = client.lookup_api_token(request).await.expect("lookup");
-                assert!(!found.into_inner().scopes.is_empty());
+                assert!(!found.into_inner().resource_scopes.is_empty());
             }
         },
     )

@@ -15,6 +15,7 @@ Only the standard library talks HTTP, so a request here is exactly what curl
 would send.
 """
 
+import collections
 import contextlib
 import json
 import os
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+import vendor
+
 BASE = os.environ.get("REST_URL", "http://127.0.0.1:8080")
 SECRET = os.environ.get("REST_SECRET", "")
 ORG = os.environ.get("REST_ORG", "org-rest")
@@ -37,11 +40,18 @@ SEEDS = Path(__file__).parent / "seeds"
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
+# What each response was validated against (vendor.validate), counted;
+# test_zy_vendor_coverage.py checks that every kind was seen.
+VALIDATED = collections.Counter()
+
+
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, method="GET", path="/"):
         self.status = status
         self.headers = headers
         self.raw = body
+        self.method = method
+        self.path = path
         try:
             self.json = json.loads(body) if body else None
         except ValueError:
@@ -67,9 +77,21 @@ def call(method, path, body=None, secret=None, headers=None, raw=None, base=None
         request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return Response(response.status, response.headers, response.read())
+            answer = Response(response.status, response.headers, response.read(), method, path)
     except urllib.error.HTTPError as error:
-        return Response(error.code, error.headers, error.read())
+        answer = Response(error.code, error.headers, error.read(), method, path)
+    return checked(answer)
+
+
+def checked(response):
+    """Every response of the suite against its vendor's spec (issue 18);
+    Astronomer errors also carry the request id of `x-request-id`."""
+    what = vendor.validate(response.method, response.path, response.status, response.json, response.raw)
+    if what is not None:
+        VALIDATED[what] += 1
+    if what == "Astronomer Error" and response.headers.get("x-request-id"):
+        assert response.json["requestId"] == response.headers.get("x-request-id"), response
+    return response
 
 
 def ok(response, status=200):
@@ -178,7 +200,7 @@ def call_large(method, path, data, secret=None):
             pass
     status_line, _, rest = answer.partition(b"\r\n")
     headers, _, body = rest.partition(b"\r\n\r\n")
-    return Response(int(status_line.split()[1]), headers, body)
+    return checked(Response(int(status_line.split()[1]), {}, body, method, path))
 
 
 @contextlib.contextmanager

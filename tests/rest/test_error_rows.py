@@ -14,7 +14,7 @@ PER_CLIENT = 64
 
 
 def violations(body):
-    return [v["field"] for d in body.get("details", []) for v in d.get("fieldViolations", [])]
+    return body["fields"]
 
 
 def test_a_duplicate_name_in_the_same_scope_is_409():

@@ -78,7 +78,7 @@ def test_buf_curl_lists_and_calls():
         "-d", json.dumps({"token": created["token"]}),
         f"http://{GRPC}/tokend.v1.ApiTokenService/LookupApiToken").stdout)
     assert looked_up["name"] == name
-    assert looked_up["scopes"], looked_up
+    assert looked_up["resourceScopes"], looked_up
     refused = buf_curl("-H", f"authorization: Bearer {SECRET}", "-d", json.dumps({"organizationId": ORG, "sorts": ["name:sideways"]}),
                        f"http://{GRPC}/tokend.v1.ApiTokenService/ListApiTokens", check=False)
     assert refused.returncode != 0

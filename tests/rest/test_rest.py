@@ -2,8 +2,11 @@
 query parameter in the seed's spelling, the seeds' key sets and types, and
 every error row of the contract by HTTP status."""
 
+import re
+
 import pytest
 
+from vendor import error_of
 from conftest import (
     ORG,
     SECRET,
@@ -18,6 +21,7 @@ from conftest import (
 )
 
 PREFIXES = ["iam", "platform"]
+DYNATRACE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OTHER_ORG = "org-rest-other"
 
 
@@ -67,20 +71,54 @@ def used_token():
 # ---------------------------------------------------------------- the seeds
 
 
+# The fields Astronomer's ApiToken requires (astronomer_iam_v1beta1_current.yaml).
+REQUIRED = {"createdAt", "description", "id", "kind", "name", "shortToken", "startAt", "type", "updatedAt"}
+# What the seeds' examples leave out but the vendor spec defines.
+NOT_IN_SEEDS = {"lastRotatedAt": "datetime"}
+
+
+def within(got, seed, where="token"):
+    """Closed world against a seed example: every key of `got` is one the
+    seed shows (or NOT_IN_SEEDS), with the seed's type, recursively; the
+    seed may show more (optional fields, filled in its example)."""
+    for key, value in got.items():
+        expected = seed.get(key, NOT_IN_SEEDS.get(key))
+        assert expected is not None, f"{where}.{key} is not in the seed"
+        if isinstance(value, dict):
+            within(value, expected, f"{where}.{key}")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                within(item, expected[0], f"{where}.{key}[]")
+        else:
+            assert shape(value) == expected, f"{where}.{key}: {shape(value)} != {expected}"
+
+
+def assert_absent_not_empty(token):
+    """Issue 18.10: what the vendor leaves out is absent, not "" or null."""
+    assert "token" not in token, "the secret only in Create and Rotate"
+    for subject in (token["createdBy"], token["updatedBy"]):
+        if subject["subjectType"] == "SERVICEKEY":
+            assert set(subject) == {"id", "apiTokenName", "subjectType"}, subject
+        else:
+            assert "apiTokenName" not in subject, subject
+    for role in token["roles"]:
+        assert ("deploymentId" in role) == (role["entityType"] in ("DAG", "DAG_TAG")), role
+
+
 def test_get_matches_the_seeds_key_sets_and_types(used_token):
     seed_get = shape(seed_object("000_6256657fade3294e.txt"))
     seed_list_token = shape(seed_object("001_0faf8d4e54682395.txt"))["tokens"][0]
     for prefix in PREFIXES:
         got = ok(call("GET", token_path(used_token["id"], prefix)))
-        assert got["token"] == "", "Get never returns the secret"
-        # Get returns the same ApiToken as List's items: seed 001's token
-        # shape exactly (kind, roles[].deploymentId), which is seed 000's
-        # plus those two fields (see tests/rest/seeds/README.md).
-        assert shape(got) == seed_list_token, prefix
-        assert set(seed_get) <= set(got)
-        assert set(seed_get["roles"][0]) <= set(got["roles"][0])
+        # Get returns the same ApiToken as List's items: within seed 001's
+        # token shape (seed 000's plus kind and roles[].deploymentId, see
+        # tests/rest/seeds/README.md), with what a vendor leaves out absent.
+        within(got, seed_list_token, prefix)
+        assert REQUIRED <= set(got), prefix
+        assert_absent_not_empty(got)
+        assert {"lastUsedAt", "endAt", "expiryPeriodInDays"} <= set(got)
         for key, kind in seed_get.items():
-            if key != "roles":
+            if key in got and key not in ("roles", "createdBy", "updatedBy"):
                 assert shape(got)[key] == kind, key
 
 
@@ -90,8 +128,9 @@ def test_list_matches_seed_001_envelope_and_items(used_token):
     for prefix in PREFIXES:
         got = ok(listing(f"workspaceId={workspace}", prefix))
         assert [t["id"] for t in got["tokens"]] == [used_token["id"]]
-        assert shape(got) == seed, prefix
-        assert got["tokens"][0]["token"] == ""
+        assert set(got) == set(seed), prefix
+        within(got, seed, prefix)
+        assert_absent_not_empty(got["tokens"][0])
 
 
 def test_lookup_matches_seed_002(used_token):
@@ -99,16 +138,45 @@ def test_lookup_matches_seed_002(used_token):
     # Lookup answers from the credential cache (--auth-cache-ttl), so the
     # flushed use shows up within that bound, not at once.
     got = eventually("lastUsedDate in Lookup", lambda: (r := ok(lookup(used_token["token"]))).get("lastUsedDate") and r)
-    # tokend's two documented extensions of Dynatrace's shape: the tenant and
-    # the start of validity (proto comments of ApiTokenMetadata).
-    extensions = {"organizationId": "string", "startDate": "datetime"}
-    assert shape(got) == {**seed, **extensions}
+    # tokend's documented extensions of Dynatrace's shape: the tenant, the
+    # start of validity and the qualified scopes (proto comments of
+    # ApiTokenMetadata); modifiedDate is Dynatrace's, not in the seed.
+    extensions = {"organizationId": "string", "startDate": "datetime", "resourceScopes": "string[]",
+                  "modifiedDate": "datetime"}
+    # A WORKSPACE_OPERATOR reads one workspace's tokens, not the
+    # organization's: no plain Dynatrace scope (issue 18.12).
+    assert got["scopes"] == []
+    assert shape(got) == {**seed, **extensions, "scopes": "[]"}
     assert got["organizationId"] == ORG
-    for scope in got["scopes"]:
+    for scope in got["resourceScopes"]:
         assert scope.split(":")[-1].startswith(f"organizations/{ORG}"), scope
     assert got["id"] == used_token["shortToken"].split(".")[0] + "." + used_token["id"]
     assert got["enabled"] is True
     assert got["lastUsedIpAddress"]
+    # Dynatrace's date form, milliseconds kept (issue 18.7).
+    for key in ("lastUsedDate", "expirationDate", "creationDate", "modifiedDate", "startDate"):
+        assert DYNATRACE_DATE.match(got[key]), (key, got[key])
+    token = ok(call("GET", token_path(used_token["id"])))
+    assert got["creationDate"] == token["createdAt"].replace("Z", ".000Z")
+    assert got["modifiedDate"] == token["updatedAt"].replace("Z", ".000Z")
+
+
+def test_lookup_scopes_give_dynatrace_clients_plain_names():
+    """Issue 18.12: `apiTokens.read` / `apiTokens.write` in `scopes` only for
+    what holds across the whole organization; the rest in resourceScopes."""
+    cases = [
+        (create(type_="ORGANIZATION", role="ORGANIZATION_OWNER"), ["apiTokens.read", "apiTokens.write"]),
+        (create(type_="ORGANIZATION", role="ORGANIZATION_BILLING_ADMIN"), ["apiTokens.read"]),
+        (create(type_="ORGANIZATION", role="ORGANIZATION_OBSERVE_ADMIN"), []),
+        (create(type_="WORKSPACE", role="WORKSPACE_OWNER"), []),
+    ]
+    for token, plain in cases:
+        got = ok(lookup(token["token"]))
+        assert got["scopes"] == plain, (token["roles"], got)
+        assert got["resourceScopes"][0].startswith("role:" + token["roles"][0]["role"] + ":organizations/" + ORG)
+    never = ok(lookup(cases[0][0]["token"]))
+    assert "lastUsedIpAddress" not in never and "lastUsedDate" not in never, "never used: absent"
+    assert "expirationDate" not in never, "never expires: absent"
 
 
 def test_empty_list_prints_every_envelope_field():
@@ -133,10 +201,16 @@ def test_create_update_roles_rotate_events_delete_round_trip():
 
     roles = [{"entityType": "WORKSPACE", "entityId": workspace, "role": "WORKSPACE_AUTHOR"}]
     with_roles = ok(call("POST", path + "/roles", {"roles": roles}))
-    assert with_roles["roles"] == [dict(roles[0], deploymentId="")]
+    # Astronomer's SubjectRoles, not the token (issue 18.2).
+    assert with_roles == {"workspaceRoles": [{"workspaceId": workspace, "role": "WORKSPACE_AUTHOR"}],
+                          "deploymentRoles": [], "dagRoles": []}, with_roles
+    assert ok(call("GET", path))["roles"] == roles
 
+    assert "lastRotatedAt" not in created and "lastRotatedAt" not in updated, "never rotated yet"
     rotated = ok(call("POST", path + "/rotate", {}))
     assert rotated["token"] and rotated["token"] != created["token"]
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", rotated["lastRotatedAt"]), rotated
+    assert ok(call("GET", path))["lastRotatedAt"] == rotated["lastRotatedAt"]
     assert ok(lookup(rotated["token"]))["name"] == "renamed"
     eventually("the old secret to stop working", lambda: lookup(created["token"]).status == 404)
 
@@ -159,10 +233,29 @@ def test_create_update_roles_rotate_events_delete_round_trip():
     page = eventually("a page equal to the full listing's events 1..3", page_matching_the_full_listing)
     assert (page["limit"], page["offset"], len(page["events"])) == (2, 1, 2)
 
-    assert ok(call("DELETE", path)) == {}
+    # Astronomer's DeleteApiToken: 204 and no body (gRPC keeps Empty).
+    deleted = call("DELETE", path)
+    assert (deleted.status, deleted.raw) == (204, b""), deleted
+    assert deleted.headers.get("content-type") is None, dict(deleted.headers)
     assert call("GET", path).status == 404
     assert call("DELETE", path).status == 404
     assert lookup(rotated["token"]).status == 404
+
+
+def test_every_write_is_also_under_the_platform_prefix():
+    """Issue 18.8: Astronomer's docs show the writes under /platform/v1beta1 too."""
+    base = tokens_path("platform")
+    created = ok(call("POST", base, {"name": unique("plat"), "type": "WORKSPACE", "role": "WORKSPACE_OPERATOR",
+                                     "entityId": unique("ws")}))
+    path = f"{base}/{created['id']}"
+    assert ok(call("POST", path, {"description": "via platform"}))["description"] == "via platform"
+    roles = ok(call("POST", path + "/roles", {"roles": [dict(created["roles"][0], role="WORKSPACE_MEMBER")]}))
+    assert roles["workspaceRoles"] == [{"workspaceId": created["roles"][0]["entityId"], "role": "WORKSPACE_MEMBER"}]
+    rotated = ok(call("POST", path + "/rotate", {}))
+    assert rotated["token"] != created["token"] and rotated["lastRotatedAt"]
+    deleted = call("DELETE", path)
+    assert (deleted.status, deleted.raw) == (204, b""), deleted
+    assert call("GET", path).status == 404
 
 
 def test_rotate_with_a_grace_period_keeps_the_old_secret_for_a_while():
@@ -189,7 +282,7 @@ def test_create_with_every_body_field():
     assert got["startAt"] == "2026-01-01T00:00:00Z"
     assert got["endAt"] == "2026-01-08T00:00:00Z"
     assert got["roles"] == [
-        {"entityId": body["entityId"], "entityType": "DEPLOYMENT", "role": "DEPLOYMENT_ADMIN", "deploymentId": ""}
+        {"entityId": body["entityId"], "entityType": "DEPLOYMENT", "role": "DEPLOYMENT_ADMIN"}
     ]
     assert got["createdBy"]["subjectType"] == "SERVICEKEY"
 
@@ -206,7 +299,8 @@ def family():
 
     def with_roles(token, roles):
         own = {"entityType": "DEPLOYMENT", "entityId": dep, "role": "DEPLOYMENT_ADMIN"}
-        return ok(call("POST", token_path(token["id"]) + "/roles", {"roles": [own] + roles}))
+        ok(call("POST", token_path(token["id"]) + "/roles", {"roles": [own] + roles}))
+        return token
 
     names = {}
     names["b"] = create(name="b-" + ws, entity=ws)
@@ -290,11 +384,17 @@ def test_every_seed_sort_field_is_accepted(family):
 
 
 def error(response, status, grpc_code):
+    """An error answer: `status`, JSON in the vendor's shape of the path
+    (validated against its spec by conftest.call), the HTTP status inside
+    it. `grpc_code` is the gRPC code tokend answers behind this status (the
+    contract's table); the vendor bodies carry the HTTP status only, so it
+    documents the row rather than being read back. Returns the body
+    normalized by vendor.error_of: status, message, fields, requestId."""
     assert response.status == status, response
     assert response.headers.get("content-type", "").startswith("application/json"), response.headers
-    body = response.json
-    assert body is not None and body["code"] == grpc_code and isinstance(body["message"], str), response
-    assert isinstance(body.get("details", []), list)
+    body = error_of(response)
+    assert body["status"] == status and isinstance(body["message"], str), response
+    del grpc_code
     return body
 
 
@@ -336,7 +436,7 @@ def test_not_found_is_404(used_token):
     for method, suffix, body in [("POST", "", {"name": "x"}), ("POST", "/roles", {"roles": []}), ("POST", "/rotate", {}), ("DELETE", "", None), ("GET", "/events", None)]:
         error(call(method, token_path(used_token["id"], org=OTHER_ORG) + suffix, body), 404, 5)
     gone = create()
-    ok(call("DELETE", token_path(gone["id"])))
+    ok(call("DELETE", token_path(gone["id"])), 204)
     error(lookup(gone["token"]), 404, 5)
 
 
@@ -351,14 +451,13 @@ def test_bad_arguments_are_400_and_name_the_field():
     for query, field in cases.items():
         body = error(listing(query), 400, 3)
         assert field in body["message"], (query, body)
-        violations = [v for d in body["details"] for v in d.get("fieldViolations", [])]
-        assert [v["field"].split("[")[0] for v in violations] == [field], (query, body)
+        assert [f.split("[")[0] for f in body["fields"]] == [field], (query, body)
     body = error(call("POST", tokens_path("iam"), {"name": "", "type": "WORKSPACE", "role": "WORKSPACE_MEMBER", "entityId": "w"}), 400, 3)
     assert "name" in body["message"]
     body = error(call("POST", tokens_path("iam"), {"name": "x" * 10000, "type": "WORKSPACE", "role": "WORKSPACE_MEMBER", "entityId": "w"}), 400, 3)
     assert "name" in body["message"]
     body = error(lookup("tokend.not-a-token"), 400, 3)
-    assert body["details"][0]["fieldViolations"][0]["field"] == "token"
+    assert body["fields"] == ["token"], body
 
 
 def test_envoys_own_refusals_are_json_too():

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import call, eventually, tokens_path
+from vendor import error_of
 
 PG_URL = os.environ.get("REST_PG_URL")
 PG_DB = os.environ.get("REST_PG_DB")
@@ -20,7 +21,7 @@ def psql(sql):
 
 def unavailable(response):
     assert response.status == 503, response
-    assert response.json["code"] == 14, response
+    assert error_of(response)["status"] == 503, response
     return True
 
 

@@ -158,6 +158,9 @@ fn access(binding: &RoleBinding, target: TokenScope<'_>) -> Access {
             Access::Read
         }
         Role::DeploymentAdmin if on_target_entity => Access::Manage,
+        // Astro Observe's roles are about observability, not tokens: token
+        // metadata says who may do what, which observing does not need.
+        Role::OrganizationObserveAdmin | Role::OrganizationObserveMember => Access::None,
         _ => Access::None,
     }
 }
@@ -294,7 +297,30 @@ fn visibility(
     })
 }
 
-/// The scopes Lookup reports: one `role:<ROLE>:<resource>` entry per
+/// Lookup's `scopes`: Dynatrace's plain names for what the token may do to
+/// every token of its organization (`apiTokens.read`, and `apiTokens.write`
+/// when it may also manage them all). Only organization roles grant on
+/// ORGANIZATION tokens, and each grants the same on every token of the
+/// organization, so the access on the organization's own scope is the
+/// access on all of them. Rights that stop at a workspace or deployment
+/// appear only in [`scopes`] (Lookup's `resourceScopes`).
+pub fn plain_scopes(org: &OrganizationId, roles: &[RoleBinding]) -> Vec<&'static str> {
+    let org_entity = EntityId::from(org);
+    let everywhere = best_access(
+        roles,
+        TokenScope {
+            token_type: TokenType::Organization,
+            entity_id: &org_entity,
+        },
+    );
+    match everywhere {
+        Access::None => Vec::new(),
+        Access::Read => vec!["apiTokens.read"],
+        Access::Manage => vec!["apiTokens.read", "apiTokens.write"],
+    }
+}
+
+/// Lookup's `resourceScopes`: one `role:<ROLE>:<resource>` entry per
 /// binding, then the token permissions the matrix derives from them,
 /// `apiTokens.read:<resource>` / `apiTokens.write:<resource>`.
 ///
@@ -590,6 +616,39 @@ mod tests {
                 "{role}"
             );
         }
+    }
+
+    #[test]
+    fn plain_scopes_name_only_what_holds_across_the_organization() {
+        let o = org("o");
+        assert_eq!(
+            plain_scopes(&o, &[bind(Role::OrganizationOwner, "o")]),
+            ["apiTokens.read", "apiTokens.write"]
+        );
+        assert_eq!(
+            plain_scopes(&o, &[bind(Role::OrganizationBillingAdmin, "o")]),
+            ["apiTokens.read"]
+        );
+        for role in [
+            Role::OrganizationMember,
+            Role::OrganizationObserveAdmin,
+            Role::OrganizationObserveMember,
+        ] {
+            assert!(plain_scopes(&o, &[bind(role, "o")]).is_empty(), "{role}");
+        }
+        // A workspace owner manages its workspace's tokens only: no plain name.
+        assert!(plain_scopes(&o, &[bind(Role::WorkspaceOwner, "ws1")]).is_empty());
+        assert!(plain_scopes(&o, &[bind(Role::DeploymentAdmin, "d1")]).is_empty());
+        assert_eq!(
+            plain_scopes(
+                &o,
+                &[
+                    bind(Role::WorkspaceOwner, "ws1"),
+                    bind(Role::OrganizationBillingAdmin, "o")
+                ]
+            ),
+            ["apiTokens.read"]
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Model {
     pub last_used_at: Option<i64>,
     /// Client address of the last use.
     pub last_used_ip: Option<String>,
+    /// Last rotation, Unix seconds; NULL if never rotated.
+    pub last_rotated_at: Option<i64>,
 }
 
 /// No relations are navigated through sea-orm; queries join explicitly.

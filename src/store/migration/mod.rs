@@ -9,6 +9,7 @@ mod m20261124_000004_type_sort_indexes;
 mod m20261202_000005_secret_expiry_ms;
 mod m20261203_000006_audit_occurred_index;
 mod m20261203_000007_token_changes;
+mod m20261204_000008_last_rotated_at;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_secret_expiry_ms::Migration),
             Box::new(m20261203_000006_audit_occurred_index::Migration),
             Box::new(m20261203_000007_token_changes::Migration),
+            Box::new(m20261204_000008_last_rotated_at::Migration),
         ]
     }
 }

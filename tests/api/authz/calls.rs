@@ -151,7 +151,7 @@ pub async fn get_as(app: &TestApp, caller: &str, id: &str) -> Result<pb::ApiToke
 
 /// The roles of token `id` as the bootstrap owner reads them, in a stable
 /// order.
-pub async fn roles_of(app: &TestApp, id: &str) -> Vec<(i32, String, String, String)> {
+pub async fn roles_of(app: &TestApp, id: &str) -> Vec<(i32, String, String, Option<String>)> {
     let mut roles: Vec<_> = app
         .get(id)
         .await

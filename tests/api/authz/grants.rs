@@ -1,6 +1,7 @@
 //! Granting: UpdateRoles checks the whole new set, the hand-out table
 //! (Rotate, re-enable) cell by cell, and what a token may hold.
 
+use crate::helpers::Secret as _;
 use tokend::pb;
 use tokend::pb::api_token::Type;
 use tonic::Code;
@@ -62,7 +63,7 @@ async fn update_roles_checks_every_role_of_the_new_set(db: Db) {
                 vec![ws_role("ws-1", "WORKSPACE_MEMBER"), kept.clone()],
             ] {
                 let described = format!("{case}: submitted {submitted:?}");
-                let status = match set_roles(&app, &owner.token, &target.id, submitted).await {
+                let status = match set_roles(&app, &owner.secret(), &target.id, submitted).await {
                     Err(status) if status.code() == Code::PermissionDenied => status,
                     other => panic!("{described}: expected PERMISSION_DENIED, got {other:?}"),
                 };
@@ -71,7 +72,7 @@ async fn update_roles_checks_every_role_of_the_new_set(db: Db) {
             assert_eq!(roles_of(&app, &target.id).await, before, "{case}");
             // Dropping it leaves only roles the owner may grant.
             let dropped = vec![ws_role("ws-1", "WORKSPACE_OPERATOR")];
-            set_roles(&app, &owner.token, &target.id, dropped)
+            set_roles(&app, &owner.secret(), &target.id, dropped)
                 .await
                 .unwrap_or_else(|e| panic!("{case}: drop it: {e:?}"));
             assert_eq!(roles_of(&app, &target.id).await.len(), 1, "{case}");
@@ -98,10 +99,10 @@ async fn update_roles_checks_every_role_of_the_new_set(db: Db) {
         dag("etl", "DAG_AUTHOR", "dep-1"),
         dag_tag("nightly", "DAG_VIEWER", "dep-1"),
     ];
-    set_roles(&app, &admin.token, &target.id, full.clone())
+    set_roles(&app, &admin.secret(), &target.id, full.clone())
         .await
         .expect("the deployment admin sets its deployment's roles");
-    set_roles(&app, &admin.token, &target.id, full)
+    set_roles(&app, &admin.secret(), &target.id, full)
         .await
         .expect("and submits them again unchanged");
     app.stop().await;
@@ -130,7 +131,7 @@ async fn hand_out_rule_cell_by_cell(db: Db) {
         vec![ws_role("ws-1", "WORKSPACE_OWNER")],
     )
     .await
-    .token;
+    .secret();
     let admin = token(
         &app,
         "dep-1 admin",
@@ -138,7 +139,7 @@ async fn hand_out_rule_cell_by_cell(db: Db) {
         vec![dep_admin("dep-1")],
     )
     .await
-    .token;
+    .secret();
     let ws1 = |extra: Option<pb::ApiTokenRole>| {
         let mut roles = vec![ws_role("ws-1", "WORKSPACE_MEMBER")];
         roles.extend(extra);
@@ -228,18 +229,18 @@ async fn hand_out_rule_cell_by_cell(db: Db) {
         let target = token(&app, &case, token_type, roles).await;
         let current = match (rotate(&app, caller, &target.id).await, expected) {
             (Ok(rotated), Allowed) => {
-                assert!(works(&app, &rotated.token).await, "{case}: new secret");
-                assert!(!works(&app, &target.token).await, "{case}: old secret");
-                rotated.token
+                assert!(works(&app, &rotated.secret()).await, "{case}: new secret");
+                assert!(!works(&app, &target.secret()).await, "{case}: old secret");
+                rotated.secret()
             }
             (Err(status), Denied(role)) => {
                 assert_eq!(status.code(), Code::PermissionDenied, "{case}: {status:?}");
                 assert!(status.message().contains(role), "{case}: {status:?}");
                 assert!(
-                    works(&app, &target.token).await,
+                    works(&app, &target.secret()).await,
                     "{case}: refused, yet rotated"
                 );
-                target.token.clone()
+                target.secret()
             }
             (got, _) => panic!("{case}: rotate gave {got:?}, expected {expected:?}"),
         };

@@ -2,6 +2,7 @@
 //! themselves, billing admins never writing, and List refused to callers
 //! that read nothing.
 
+use crate::helpers::Secret as _;
 use tokend::pb;
 use tokend::pb::api_token::Type;
 use tonic::{Code, Status};
@@ -114,7 +115,7 @@ async fn tokens_act_on_themselves(db: Db) {
     let mut mismatches = Vec::new();
     for (what, token_type, roles, expected) in rows {
         let me = token(&app, what, token_type, roles.clone()).await;
-        let mut secret = me.token.clone();
+        let mut secret = me.secret();
         let mut got = String::new();
         got.push(outcome(get_as(&app, &secret, &me.id).await.map(drop)));
         let audit = app
@@ -142,7 +143,7 @@ async fn tokens_act_on_themselves(db: Db) {
                     !works(&app, &secret).await,
                     "{what}: the old secret after rotating itself"
                 );
-                secret = rotated.token;
+                secret = rotated.secret();
                 got.push('O');
             }
             Err(status) => {
@@ -193,17 +194,17 @@ async fn a_token_that_disables_itself_stays_disabled(db: Db) {
         vec![ws_role("ws-1", "WORKSPACE_OWNER")],
     )
     .await;
-    enable(&app, &me.token, &me.id, false)
+    enable(&app, &me.secret(), &me.id, false)
         .await
         .expect("disable itself");
     assert_code(
-        enable(&app, &me.token, &me.id, true).await,
+        enable(&app, &me.secret(), &me.id, true).await,
         Code::Unauthenticated,
     );
     enable(&app, &app.secret, &me.id, true)
         .await
         .expect("the organization owner re-enables it");
-    assert!(works(&app, &me.token).await);
+    assert!(works(&app, &me.secret()).await);
     app.stop().await;
 }
 
@@ -219,7 +220,7 @@ async fn billing_admin_never_writes(db: Db) {
         vec![org_role("ORGANIZATION_BILLING_ADMIN")],
     )
     .await
-    .token;
+    .secret();
     let targets = [
         (Type::Organization, vec![org_role("ORGANIZATION_MEMBER")]),
         (Type::Workspace, vec![ws_role("ws-1", "WORKSPACE_ACCESSOR")]),
@@ -302,7 +303,7 @@ async fn billing_admin_never_writes(db: Db) {
             },
             "{case}: changed"
         );
-        assert!(works(&app, &target.token).await, "{case}: still usable");
+        assert!(works(&app, &target.secret()).await, "{case}: still usable");
     }
     app.stop().await;
 }
@@ -386,7 +387,7 @@ async fn list_is_refused_to_callers_that_read_nothing(db: Db) {
         base().workspace("ws-1").dag("etl").limit(0),
     ];
     for (what, token_type, roles) in callers {
-        let caller = token(&app, what, token_type, roles).await.token;
+        let caller = token(&app, what, token_type, roles).await.secret();
         for request in &filters {
             let result = app
                 .client

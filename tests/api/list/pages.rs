@@ -1,6 +1,7 @@
 //! List pages: walking a large set without gaps or duplicates, the default
 //! and extreme limits, and offsets past the end.
 
+use crate::helpers::Secret as _;
 use tokend::pb;
 
 use super::{Query, filter, ids};
@@ -46,7 +47,7 @@ async fn walk(app: &TestApp, limit: i32, sorts: &[&str], total: i32) -> Vec<Stri
             "page at offset {offset}"
         );
         assert!(
-            page.tokens.iter().all(|t| t.token.is_empty()),
+            page.tokens.iter().all(|t| t.secret().is_empty()),
             "List never returns secrets"
         );
         seen.extend(ids(&page));

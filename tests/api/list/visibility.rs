@@ -4,6 +4,7 @@
 //! the filter matches. The expected set is computed here from the fixture's
 //! description and docs/authorization.md, not by the server's code.
 
+use crate::helpers::Secret as _;
 use tokend::domain::token::TokenType;
 use tokend::pb;
 use tokend::pb::api_token::{Kind, Type};
@@ -322,7 +323,7 @@ fn binding_pb(&(entity_type, entity_id, role, deployment): &Binding) -> pb::ApiT
         entity_type: entity_type as i32,
         entity_id: entity_id.into(),
         role: role.into(),
-        deployment_id: deployment.into(),
+        deployment_id: (!deployment.is_empty()).then(|| deployment.into()),
     }
 }
 
@@ -360,7 +361,8 @@ async fn make(app: &TestApp, spec: &Spec) -> (String, String) {
             .await
             .unwrap_or_else(|e| panic!("delete {}: {e:?}", spec.label));
     }
-    (created.id, created.token)
+    let secret = created.secret();
+    (created.id, secret)
 }
 
 /// May a caller holding `roles` read `token`? docs/authorization.md: owners
