@@ -340,6 +340,7 @@ pub fn method_label(path: &str) -> &'static str {
         "tokend.v1.ApiTokenService/ListAuditEvents",
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",
+        "envoy.service.auth.v3.Authorization/Check",
     ];
     let path = path.strip_prefix('/').unwrap_or(path);
     if let Some(known) = KNOWN.iter().find(|k| **k == path) {

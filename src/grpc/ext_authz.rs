@@ -1,0 +1,408 @@
+//! `envoy.service.auth.v3.Authorization`: tokend as the gateway's external
+//! authorizer. Check extracts what the HTTP request presented (its
+//! `authorization` header, the client address Envoy saw, the route's
+//! context extensions), calls one use case (`Tokend::check`) and converts
+//! the verdict into Envoy's terms: an OK response that sets the identity
+//! headers on the upstream request, or a denied HTTP response.
+//!
+//! Check carries no caller token, so only the callers [`Callers`] admits
+//! may ask it (anyone else could use it to test stolen secrets).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
+};
+use envoy_types::ext_authz::v3::{
+    CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
+use http::Extensions;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Request, Response, Status};
+
+use super::credentials;
+use super::error::log;
+use crate::config::ExtAuthzSettings;
+use crate::domain::credential;
+use crate::domain::net::Cidr;
+use crate::domain::permission::binding_resource;
+use crate::domain::permission::route::Requirement;
+use crate::service::check::Verdict;
+use crate::service::{Caller, Credentials, Error, Tokend};
+
+/// The request path of Check, as the guard sees it.
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// Header names set on an allowed request (client-sent values replaced).
+pub const TOKEN_ID: &str = "x-tokend-token-id";
+/// See [`TOKEN_ID`].
+pub const ORGANIZATION_ID: &str = "x-tokend-organization-id";
+/// See [`TOKEN_ID`].
+pub const TOKEN_TYPE: &str = "x-tokend-token-type";
+/// The token's role bindings, `ROLE:resource` comma-separated (the
+/// resources of Lookup's scopes).
+pub const ROLES: &str = "x-tokend-roles";
+/// Every identity header tokend sets; any other `x-tokend-` header a
+/// client sent is removed, so an upstream can trust the whole prefix.
+const IDENTITY_PREFIX: &str = "x-tokend-";
+
+/// Who may call Check: peers in `--ext-authz-allowed-peers`, clients
+/// with a verified certificate when mutual TLS is on, or anyone with
+/// `--ext-authz-allow-remote`.
+#[derive(Debug, Clone)]
+pub struct Callers {
+    allowed_peers: Vec<Cidr>,
+    allow_remote: bool,
+    mtls_clients: bool,
+}
+
+impl Callers {
+    /// The callers `settings` admit.
+    pub fn new(settings: &ExtAuthzSettings) -> Self {
+        Self {
+            allowed_peers: settings.allowed_peers.clone(),
+            allow_remote: settings.allow_remote,
+            mtls_clients: settings.mtls_clients,
+        }
+    }
+
+    /// Whether the connection a call came on (its `extensions`) may ask.
+    pub fn admits(&self, extensions: &Extensions) -> bool {
+        if self.allow_remote || (self.mtls_clients && has_client_certificate(extensions)) {
+            return true;
+        }
+        credentials::peer(extensions)
+            .is_some_and(|ip| self.allowed_peers.iter().any(|range| range.contains(ip)))
+    }
+}
+
+/// Whether the TLS connection presented a client certificate. With
+/// `--tls-client-ca` set, tonic's TLS refuses every connection whose
+/// certificate that CA did not sign, so one present here is verified.
+fn has_client_certificate(extensions: &Extensions) -> bool {
+    extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .is_some_and(|certs| !certs.is_empty())
+}
+
+/// `envoy.service.auth.v3.Authorization` over the use cases.
+#[derive(Debug, Clone)]
+pub struct ExtAuthzService {
+    tokend: Arc<Tokend>,
+    callers: Callers,
+    keep_authorization: bool,
+}
+
+impl ExtAuthzService {
+    /// The service over `tokend`, as `settings` configure it.
+    pub fn new(tokend: Arc<Tokend>, settings: &ExtAuthzSettings) -> Self {
+        Self {
+            tokend,
+            callers: Callers::new(settings),
+            keep_authorization: settings.keep_authorization,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthzService {
+    #[tracing::instrument(level = "debug", name = "ext_authz.Check", skip_all)]
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let (_, extensions, message) = request.into_parts();
+        if !self.callers.admits(&extensions) {
+            return Err(Status::permission_denied(
+                "ext_authz Check is not open to this peer (--ext-authz-allowed-peers, \
+                 --tls-client-ca, --ext-authz-allow-remote)",
+            ));
+        }
+        let Parts {
+            credentials,
+            requirement,
+            client_headers,
+        } = parts(message, &self.tokend);
+        let verdict = self
+            .tokend
+            .within_budget(self.tokend.check(credentials, requirement))
+            .await;
+        Ok(Response::new(match verdict {
+            Ok(Verdict::Allowed(caller)) => {
+                allowed(&caller, &client_headers, self.keep_authorization)
+            }
+            Ok(Verdict::Forbidden) => denied(Denial::Forbidden),
+            Ok(Verdict::Misconfigured) => denied(Denial::Misconfigured),
+            Err(err) => {
+                log(&err);
+                denied(Denial::from(&err))
+            }
+        }))
+    }
+}
+
+/// What Check reads from its request.
+struct Parts {
+    credentials: Credentials,
+    requirement: Result<Requirement, crate::domain::permission::route::Misconfigured>,
+    /// The `x-tokend-*` headers the client sent (to remove them).
+    client_headers: Vec<String>,
+}
+
+fn parts(message: CheckRequest, tokend: &Tokend) -> Parts {
+    let attributes = message.attributes.unwrap_or_default();
+    let client = attributes
+        .source
+        .and_then(|peer| peer.address)
+        .and_then(|address| address.address)
+        .and_then(|address| match address {
+            envoy_types::ext_authz::v3::pb::Address::SocketAddress(socket) => {
+                socket.address.parse::<IpAddr>().ok()
+            }
+            _ => None,
+        })
+        .map(|ip| ip.to_canonical());
+    let mut headers: HashMap<String, String> = attributes
+        .request
+        .and_then(|request| request.http)
+        .map(|http| http.headers)
+        .unwrap_or_default();
+    // Envoy joins repeated headers with ","; such a value never parses as
+    // one secret, so two credentials are refused as for gRPC.
+    // Wiped when Check returns, like every secret tokend holds.
+    let authorization = headers.remove("authorization").map(zeroize::Zeroizing::new);
+    let secret = match &authorization {
+        None => Err("no authorization header"),
+        Some(value) => credential::secret(value, tokend.prefix()),
+    };
+    let client_headers = headers
+        .keys()
+        .filter(|name| name.starts_with(IDENTITY_PREFIX))
+        .cloned()
+        .collect();
+    Parts {
+        credentials: Credentials { secret, client },
+        requirement: Requirement::parse(&attributes.context_extensions),
+        client_headers,
+    }
+}
+
+/// The OK answer for `caller`: identity headers set (overwriting what the
+/// client sent), other client `x-tokend-*` headers and (unless kept) the
+/// credential removed, the identity also as dynamic metadata for the
+/// access log. Never the secret.
+fn allowed(caller: &Caller, client_headers: &[String], keep_authorization: bool) -> CheckResponse {
+    let org = &caller.principal.organization;
+    let roles: Vec<String> = caller
+        .principal
+        .roles
+        .iter()
+        .map(|b| format!("{}:{}", b.role(), binding_resource(org, b)))
+        .collect();
+    let identity = [
+        (TOKEN_ID, caller.token_id.as_str().to_owned()),
+        (ORGANIZATION_ID, org.as_str().to_owned()),
+        (TOKEN_TYPE, caller.token_type.as_str().to_owned()),
+        (ROLES, roles.join(",")),
+    ];
+    let mut ok = OkHttpResponseBuilder::new();
+    for (name, value) in &identity {
+        ok.add_header(
+            *name,
+            value.clone(),
+            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+            true,
+        );
+    }
+    for name in client_headers {
+        if !identity.iter().any(|(set, _)| set == name) {
+            ok.remove_header(name.clone());
+        }
+    }
+    if !keep_authorization {
+        ok.remove_header("authorization");
+    }
+    let text = |s: String| Value {
+        kind: Some(Kind::StringValue(s)),
+    };
+    let mut fields: HashMap<String, Value> = identity[..3]
+        .iter()
+        .map(|(name, value)| {
+            let key = name.trim_start_matches(IDENTITY_PREFIX).replace('-', "_");
+            (key, text(value.clone()))
+        })
+        .collect();
+    fields.insert(
+        "roles".into(),
+        Value {
+            kind: Some(Kind::ListValue(ListValue {
+                values: roles.into_iter().map(text).collect(),
+            })),
+        },
+    );
+    let mut response = CheckResponse::with_status(Status::ok(""));
+    response
+        .set_http_response(ok)
+        .set_dynamic_metadata(Some(Struct { fields }));
+    response
+}
+
+/// Why a request is denied, as the client is told: a class, never which
+/// check of a secret failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Denial {
+    Unauthenticated,
+    Forbidden,
+    Misconfigured,
+    Throttled { retry_after_seconds: u64 },
+    Unavailable,
+    Internal,
+}
+
+impl From<&Error> for Denial {
+    fn from(err: &Error) -> Self {
+        match err {
+            Error::Unauthenticated => Self::Unauthenticated,
+            Error::Throttled {
+                retry_after_seconds,
+            } => Self::Throttled {
+                retry_after_seconds: *retry_after_seconds,
+            },
+            Error::PermissionDenied(_) | Error::NotFound(_) => Self::Forbidden,
+            Error::Unavailable(_) => Self::Unavailable,
+            Error::InvalidArgument(_) | Error::AlreadyExists(_) | Error::Internal(_) => {
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl Denial {
+    /// The HTTP status, the reason class in the body, and the gRPC status
+    /// Envoy reads the verdict from.
+    fn parts(self) -> (HttpStatusCode, &'static str, Status) {
+        match self {
+            Self::Unauthenticated => (
+                HttpStatusCode::Unauthorized,
+                "unauthenticated",
+                Status::unauthenticated("missing or invalid API token"),
+            ),
+            Self::Forbidden => (
+                HttpStatusCode::Forbidden,
+                "forbidden",
+                Status::permission_denied("the token does not meet the route's requirement"),
+            ),
+            Self::Misconfigured => (
+                HttpStatusCode::Forbidden,
+                "route_misconfigured",
+                Status::permission_denied("the route's tokend requirement is misconfigured"),
+            ),
+            Self::Throttled { .. } => (
+                HttpStatusCode::TooManyRequests,
+                "throttled",
+                Status::resource_exhausted("too many failed authentications from this address"),
+            ),
+            Self::Unavailable => (
+                HttpStatusCode::ServiceUnavailable,
+                "unavailable",
+                Status::unavailable("database unavailable"),
+            ),
+            Self::Internal => (
+                HttpStatusCode::InternalServerError,
+                "internal",
+                Status::internal("internal error"),
+            ),
+        }
+    }
+}
+
+/// The denied answer: status, `{"error": "<class>"}`, and for 401 the
+/// challenge, for 429 when to retry.
+fn denied(denial: Denial) -> CheckResponse {
+    let (code, class, status) = denial.parts();
+    let mut builder = DeniedHttpResponseBuilder::new();
+    builder
+        .set_http_status(code)
+        .add_header(
+            "content-type",
+            "application/json",
+            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+            false,
+        )
+        .set_body(format!("{{\"error\":\"{class}\"}}"));
+    match denial {
+        Denial::Unauthenticated => {
+            builder.add_header(
+                "www-authenticate",
+                "Bearer",
+                Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                false,
+            );
+        }
+        Denial::Throttled {
+            retry_after_seconds,
+        } => {
+            builder.add_header(
+                "retry-after",
+                retry_after_seconds.to_string(),
+                Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                false,
+            );
+        }
+        _ => {}
+    }
+    let mut response = CheckResponse::with_status(status);
+    response.set_http_response(builder);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::ext_authz::v3::pb::HttpResponse;
+
+    fn denied_parts(denial: Denial) -> (i32, String, Vec<(String, String)>, i32) {
+        let response = denied(denial);
+        let Some(HttpResponse::DeniedResponse(d)) = response.http_response else {
+            panic!("not denied");
+        };
+        let headers = d
+            .headers
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect();
+        (
+            d.status.map_or(0, |s| s.code),
+            d.body,
+            headers,
+            response.status.map_or(0, |s| s.code),
+        )
+    }
+
+    #[test]
+    fn denials_name_a_class_and_nothing_more() {
+        let (code, body, headers, grpc) = denied_parts(Denial::Unauthenticated);
+        assert_eq!(
+            (code, body.as_str(), grpc),
+            (401, r#"{"error":"unauthenticated"}"#, 16)
+        );
+        assert!(headers.contains(&("www-authenticate".into(), "Bearer".into())));
+        let (code, body, _, grpc) = denied_parts(Denial::Forbidden);
+        assert_eq!(
+            (code, body.as_str(), grpc),
+            (403, r#"{"error":"forbidden"}"#, 7)
+        );
+        let (code, _, _, _) = denied_parts(Denial::Misconfigured);
+        assert_eq!(code, 403);
+        let (code, body, headers, _) = denied_parts(Denial::Throttled {
+            retry_after_seconds: 60,
+        });
+        assert_eq!((code, body.as_str()), (429, r#"{"error":"throttled"}"#));
+        assert!(headers.contains(&("retry-after".into(), "60".into())));
+    }
+}
