@@ -18,6 +18,7 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::ext_authz::v3::{
     CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 use http::Extensions;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -166,10 +167,10 @@ fn parts(message: CheckRequest, tokend: &Tokend) -> Parts {
             _ => None,
         })
         .map(|ip| ip.to_canonical());
-    let mut headers: HashMap<String, String> = attributes
+    let mut headers = attributes
         .request
         .and_then(|request| request.http)
-        .map(|http| http.headers)
+        .map(request_headers)
         .unwrap_or_default();
     // Envoy joins repeated headers with ","; such a value never parses as
     // one secret, so two credentials are refused as for gRPC.
@@ -189,6 +190,32 @@ fn parts(message: CheckRequest, tokend: &Tokend) -> Parts {
         requirement: Requirement::parse(&attributes.context_extensions),
         client_headers,
     }
+}
+
+/// The HTTP request's headers by lowercase name. Envoy sends them in
+/// `headers` (repeated names joined by ","), or with `encode_raw_headers`
+/// in `header_map` (one entry per header, raw bytes), which is folded the
+/// same way: two `authorization` headers then never parse as one secret.
+fn request_headers(http: HttpRequest) -> HashMap<String, String> {
+    let Some(map) = http.header_map else {
+        return http.headers;
+    };
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for header in map.headers {
+        let value = if header.raw_value.is_empty() {
+            header.value
+        } else {
+            String::from_utf8_lossy(&header.raw_value).into_owned()
+        };
+        headers
+            .entry(header.key.to_ascii_lowercase())
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    headers
 }
 
 /// The OK answer for `caller`: identity headers set (overwriting what the
@@ -382,6 +409,34 @@ mod tests {
             headers,
             response.status.map_or(0, |s| s.code),
         )
+    }
+
+    #[test]
+    fn raw_header_maps_fold_like_envoys_header_field() {
+        use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+        let header = |key: &str, raw: &str| HeaderValue {
+            key: key.into(),
+            value: String::new(),
+            raw_value: raw.as_bytes().to_vec(),
+        };
+        let http = HttpRequest {
+            header_map: Some(HeaderMap {
+                headers: vec![
+                    header("Authorization", "Bearer a"),
+                    header("authorization", "Bearer b"),
+                    header("x-one", "1"),
+                ],
+            }),
+            ..Default::default()
+        };
+        let headers = request_headers(http);
+        assert_eq!(headers["authorization"], "Bearer a,Bearer b");
+        assert_eq!(headers["x-one"], "1");
+        let plain = HttpRequest {
+            headers: HashMap::from([("authorization".to_owned(), "Bearer a".to_owned())]),
+            ..Default::default()
+        };
+        assert_eq!(request_headers(plain)["authorization"], "Bearer a");
     }
 
     #[test]
