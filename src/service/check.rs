@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Caller, Credentials, Error, Tokend};
 use crate::domain::permission::route::{Misconfigured, Requirement, satisfies};
@@ -47,6 +48,43 @@ impl SeenMisconfigurations {
     }
 }
 
+/// Verdicts so far, by class: read by the metrics at scrape time
+/// (`tokend_ext_authz_checks_total{verdict}`).
+#[derive(Debug, Default)]
+pub struct CheckStats([AtomicU64; VERDICTS.len()]);
+
+/// The `verdict` labels, in [`CheckStats`]' order.
+pub const VERDICTS: [&str; 6] = [
+    "allowed",
+    "forbidden",
+    "route_misconfigured",
+    "unauthenticated",
+    "throttled",
+    "error",
+];
+
+impl CheckStats {
+    fn count(&self, outcome: &Result<Verdict, Error>) {
+        let index = match outcome {
+            Ok(Verdict::Allowed(_)) => 0,
+            Ok(Verdict::Forbidden) => 1,
+            Ok(Verdict::Misconfigured) => 2,
+            Err(Error::Unauthenticated) => 3,
+            Err(Error::Throttled { .. }) => 4,
+            Err(_) => 5,
+        };
+        self.0[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(verdict label, count)` for every verdict.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        VERDICTS
+            .iter()
+            .zip(&self.0)
+            .map(|(label, n)| (*label, n.load(Ordering::Relaxed)))
+    }
+}
+
 impl Tokend {
     /// The verdict on a request to a route requiring `requirement` (as the
     /// transport parsed it). A misconfigured route is refused before the
@@ -54,6 +92,21 @@ impl Tokend {
     /// (recording the use or the failure) and its organization and roles
     /// are held against the requirement.
     pub async fn check(
+        &self,
+        credentials: Credentials,
+        requirement: Result<Requirement, Misconfigured>,
+    ) -> Result<Verdict, Error> {
+        let outcome = self.verdict(credentials, requirement).await;
+        self.check_stats.count(&outcome);
+        outcome
+    }
+
+    /// Verdicts so far (for metrics).
+    pub fn check_stats(&self) -> &CheckStats {
+        &self.check_stats
+    }
+
+    async fn verdict(
         &self,
         credentials: Credentials,
         requirement: Result<Requirement, Misconfigured>,

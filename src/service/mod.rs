@@ -42,6 +42,7 @@ pub struct Tokend {
     prefix: TokenPrefix,
     database_budget: Duration,
     misconfigured: check::SeenMisconfigurations,
+    check_stats: check::CheckStats,
 }
 
 impl Tokend {
@@ -60,6 +61,7 @@ impl Tokend {
             prefix,
             database_budget,
             misconfigured: check::SeenMisconfigurations::default(),
+            check_stats: check::CheckStats::default(),
         }
     }
 

@@ -29,7 +29,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::both_databases;
 use crate::helpers::{
-    Db, ORG, OTHER_ORG, TestApp, at, bootstrap_token, change_token, eventually, now,
+    Db, ORG, OTHER_ORG, TestApp, at, bootstrap_token, change_token, eventually, metric_now, now,
     unknown_secret, workspace_token,
 };
 
@@ -545,7 +545,11 @@ async fn route_requirements_are_met_refused_or_misconfigured(db: Db) {
 }
 
 async fn failures_are_throttled_by_the_client_envoy_names(db: Db) {
-    let app = TestApp::spawn_with(db, |s| s.throttle.threshold = 3).await;
+    let app = TestApp::spawn_with(db, |s| {
+        s.throttle.threshold = 3;
+        s.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await;
     let check_client = client(&app).await;
     let attacker = "198.51.100.9";
     let forged = Asked {
@@ -569,6 +573,18 @@ async fn failures_are_throttled_by_the_client_envoy_names(db: Db) {
     // Every other client behind the same gateway is served.
     let answer = check(&check_client, &Asked::bearer(&app.secret)).await;
     assert_eq!(answer.grpc, 0, "{}", answer.debug);
+    for (verdict, expected) in [
+        ("unauthenticated", 3.0),
+        ("throttled", 3.0),
+        ("allowed", 1.0),
+    ] {
+        let series = format!("tokend_ext_authz_checks_total{{verdict=\"{verdict}\"}}");
+        assert_eq!(
+            metric_now(app.metrics_addr, &series).await,
+            expected,
+            "{series}"
+        );
+    }
     app.stop().await;
 }
 
