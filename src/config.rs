@@ -108,9 +108,6 @@ pub struct ExtAuthzSettings {
     pub allowed_peers: Vec<Cidr>,
     /// Any peer may call Check (`--ext-authz-allow-remote`).
     pub allow_remote: bool,
-    /// Clients presenting a certificate of `--tls-client-ca` may call
-    /// Check (on when mutual TLS is on: tonic then verifies every client).
-    pub mtls_clients: bool,
     /// Allowed requests keep their `authorization` header.
     pub keep_authorization: bool,
 }
@@ -190,7 +187,6 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
             allowed_peers: parse_cidr_list(&args.ext_authz_allowed_peers)
                 .map_err(|e| ConfigError(format!("--ext-authz-allowed-peers: {e}")))?,
             allow_remote: args.ext_authz_allow_remote,
-            mtls_clients: args.tls_client_ca.is_some(),
             keep_authorization: args.ext_authz_keep_authorization,
         };
         Ok(Self {
@@ -422,7 +418,7 @@ mod tests {
         ] {
             assert_eq!(allowed(&defaults, ip), ok, "{ip}");
         }
-        assert!(!defaults.allow_remote && !defaults.mtls_clients && !defaults.keep_authorization);
+        assert!(!defaults.allow_remote && !defaults.keep_authorization);
         let set = serve(&[
             "--ext-authz-allowed-peers",
             "127.0.0.1/32",

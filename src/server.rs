@@ -107,7 +107,7 @@ impl Application {
             tokend: tokend.clone(),
             usage: recorders.usage.clone(),
         });
-        let ext_authz = ExtAuthzService::new(tokend.clone(), &settings.ext_authz);
+        let ext_authz = ExtAuthzService::new(tokend.clone(), &settings);
         let api = TokenService::new(tokend, settings.trusted_proxies.clone());
         let health = health::serving().await;
         Ok(Self {

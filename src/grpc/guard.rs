@@ -105,7 +105,7 @@ impl GuardLayer {
                 limits,
                 settings.token_prefix.clone(),
                 clients,
-                Callers::new(&settings.ext_authz),
+                Callers::new(settings),
             ),
             body_timeout: limits.request_body_timeout,
             request_timeout: limits.request_timeout,

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use super::credentials;
 use super::error::log;
-use crate::config::ExtAuthzSettings;
+use crate::config::Settings;
 use crate::domain::credential;
 use crate::domain::net::Cidr;
 use crate::domain::permission::route::Requirement;
@@ -58,12 +58,16 @@ pub struct Callers {
 }
 
 impl Callers {
-    /// The callers `settings` admit.
-    pub fn new(settings: &ExtAuthzSettings) -> Self {
+    /// The callers `settings` admit: its ext_authz settings, and the
+    /// clients of `--tls-client-ca` when mutual TLS is on.
+    pub fn new(settings: &Settings) -> Self {
         Self {
-            allowed_peers: settings.allowed_peers.clone(),
-            allow_remote: settings.allow_remote,
-            mtls_clients: settings.mtls_clients,
+            allowed_peers: settings.ext_authz.allowed_peers.clone(),
+            allow_remote: settings.ext_authz.allow_remote,
+            mtls_clients: settings
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca.is_some()),
         }
     }
 
@@ -97,11 +101,11 @@ pub struct ExtAuthzService {
 
 impl ExtAuthzService {
     /// The service over `tokend`, as `settings` configure it.
-    pub fn new(tokend: Arc<Tokend>, settings: &ExtAuthzSettings) -> Self {
+    pub fn new(tokend: Arc<Tokend>, settings: &Settings) -> Self {
         Self {
             tokend,
             callers: Callers::new(settings),
-            keep_authorization: settings.keep_authorization,
+            keep_authorization: settings.ext_authz.keep_authorization,
         }
     }
 }

@@ -347,12 +347,7 @@ mod tests {
             ipv6_prefix: 64,
         };
         let settings = crate::config::Settings::from_command_line(["serve"]).unwrap();
-        let budgets = Budgets::new(
-            &limits,
-            prefix.clone(),
-            clients,
-            Callers::new(&settings.ext_authz),
-        );
+        let budgets = Budgets::new(&limits, prefix.clone(), clients, Callers::new(&settings));
         let secret = TokenSecret::generate(TokenId::generate(1, [1; 10])).unwrap();
         let bearer = format!("Bearer {}", secret.reveal(&prefix).into_exposed());
         let request = |auth: Option<&str>, forwarded: &str| {
