@@ -21,6 +21,10 @@ pub const DEFAULT_TOKEN_PREFIX: &str = "tokend";
 /// same pod).
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
 
+/// `--ext-authz-allowed-peers`' default: loopback only (Envoy as a sidecar
+/// or on the same host).
+pub const DEFAULT_EXT_AUTHZ_ALLOWED_PEERS: &str = "127.0.0.0/8,::1/128";
+
 /// tokend: creates, stores (as SHA-256 digests) and answers for API tokens over gRPC.
 #[derive(Debug, Parser)]
 #[command(name = "tokend", version, about, propagate_version = true)]
@@ -238,6 +242,34 @@ pub struct ServeArgs {
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
     #[arg(long, env = "TOKEND_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Comma-separated CIDRs of the peers that may call Envoy's ext_authz
+    /// Check (`envoy.service.auth.v3.Authorization`); others get
+    /// PERMISSION_DENIED without a lookup. Check carries no caller token, so
+    /// an open Check would test stolen secrets for anyone. Clients with a
+    /// certificate of --tls-client-ca may call it too.
+    #[arg(long, env = "TOKEND_EXT_AUTHZ_ALLOWED_PEERS", default_value = DEFAULT_EXT_AUTHZ_ALLOWED_PEERS)]
+    pub ext_authz_allowed_peers: String,
+
+    /// Let any peer call ext_authz Check (for a gateway reached over a
+    /// network that only it can use, e.g. behind a NetworkPolicy).
+    #[arg(
+        long,
+        env = "TOKEND_EXT_AUTHZ_ALLOW_REMOTE",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub ext_authz_allow_remote: bool,
+
+    /// Keep the `authorization` header on requests ext_authz allows (for
+    /// upstreams that read the secret themselves); by default it is removed.
+    #[arg(
+        long,
+        env = "TOKEND_EXT_AUTHZ_KEEP_AUTHORIZATION",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub ext_authz_keep_authorization: bool,
 
     /// On SIGTERM, how long in-flight calls may run before they are abandoned.
     #[arg(long, env = "TOKEND_SHUTDOWN_GRACE_PERIOD", default_value = "20s", value_parser = parse_duration)]

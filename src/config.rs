@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, GlobalArgs, ServeArgs};
-use crate::domain::net::{TrustedProxies, parse_cidr_list};
+use crate::domain::net::{Cidr, TrustedProxies, parse_cidr_list};
 use crate::domain::secret::TokenPrefix;
 use crate::service::cache::CacheSettings;
 use crate::service::feed::FeedSettings;
@@ -99,6 +99,19 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
     /// The proxies whose `x-forwarded-for` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Envoy external authorization (`Authorization/Check`).
+    pub ext_authz: ExtAuthzSettings,
+}
+
+/// Who may call ext_authz Check, and what an allowed request keeps.
+#[derive(Debug, Clone)]
+pub struct ExtAuthzSettings {
+    /// Peers that may call Check (`--ext-authz-allowed-peers`).
+    pub allowed_peers: Vec<Cidr>,
+    /// Any peer may call Check (`--ext-authz-allow-remote`).
+    pub allow_remote: bool,
+    /// Allowed requests keep their `authorization` header.
+    pub keep_authorization: bool,
 }
 
 /// Limits that keep one client from exhausting the server.
@@ -172,6 +185,12 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
         let trusted_proxies = parse_cidr_list(&args.trusted_proxies)
             .map(TrustedProxies::new)
             .map_err(|e| ConfigError(format!("--trusted-proxies: {e}")))?;
+        let ext_authz = ExtAuthzSettings {
+            allowed_peers: parse_cidr_list(&args.ext_authz_allowed_peers)
+                .map_err(|e| ConfigError(format!("--ext-authz-allowed-peers: {e}")))?,
+            allow_remote: args.ext_authz_allow_remote,
+            keep_authorization: args.ext_authz_keep_authorization,
+        };
         Ok(Self {
             listen: args.listen,
             database_url: DatabaseUrl::try_from(global)?,
@@ -218,6 +237,7 @@ impl TryFrom<(&GlobalArgs, &ServeArgs)> for Settings {
             shutdown_grace_period: args.shutdown_grace_period,
             audit_retention: (!args.audit_retention.is_zero()).then_some(args.audit_retention),
             trusted_proxies,
+            ext_authz,
         })
     }
 }
@@ -383,6 +403,38 @@ mod tests {
             assert!(serve(bad).is_err(), "{bad:?}");
         }
         assert!(Settings::from_command_line(["migrate"]).is_err());
+    }
+
+    #[test]
+    fn ext_authz_is_loopback_only_unless_opened() {
+        let defaults = serve(&[]).unwrap().ext_authz;
+        let allowed = |s: &ExtAuthzSettings, ip: &str| {
+            s.allowed_peers
+                .iter()
+                .any(|c| c.contains(ip.parse().unwrap()))
+        };
+        for (ip, ok) in [
+            ("127.0.0.1", true),
+            ("127.0.0.2", true),
+            ("::1", true),
+            ("10.0.0.1", false),
+        ] {
+            assert_eq!(allowed(&defaults, ip), ok, "{ip}");
+        }
+        assert!(!defaults.allow_remote && !defaults.keep_authorization);
+        let set = serve(&[
+            "--ext-authz-allowed-peers",
+            "127.0.0.1/32",
+            "--ext-authz-allow-remote",
+            "--ext-authz-keep-authorization",
+        ])
+        .unwrap()
+        .ext_authz;
+        assert!(allowed(&set, "127.0.0.1") && !allowed(&set, "127.0.0.2"));
+        assert!(set.allow_remote && set.keep_authorization);
+        assert!(serve(&["--ext-authz-allowed-peers", "127.0.0.1/8"]).is_err());
+        let none = serve(&["--ext-authz-allowed-peers", ""]).unwrap().ext_authz;
+        assert!(none.allowed_peers.is_empty());
     }
 
     #[test]

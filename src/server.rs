@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::transport::server::TcpIncoming;
@@ -17,6 +18,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::config::{Settings, TlsFiles};
+use crate::grpc::ext_authz::ExtAuthzService;
 use crate::grpc::guard::GuardLayer;
 use crate::grpc::{TokenService, health};
 use crate::pb::api_token_service_server::ApiTokenServiceServer;
@@ -70,6 +72,7 @@ pub struct Application {
     cache: CredentialCache,
     metrics: Metrics,
     api: TokenService,
+    ext_authz: ExtAuthzService,
     health: (HealthReporter, HealthServer<HealthService>),
 }
 
@@ -104,6 +107,7 @@ impl Application {
             tokend: tokend.clone(),
             usage: recorders.usage.clone(),
         });
+        let ext_authz = ExtAuthzService::new(tokend.clone(), &settings);
         let api = TokenService::new(tokend, settings.trusted_proxies.clone());
         let health = health::serving().await;
         Ok(Self {
@@ -116,6 +120,7 @@ impl Application {
             cache,
             metrics,
             api,
+            ext_authz,
             health,
         })
     }
@@ -148,6 +153,7 @@ impl Application {
             cache,
             metrics,
             api,
+            ext_authz,
             health: (reporter, health_service),
         } = self;
         let local = listener.local_addr()?;
@@ -211,6 +217,10 @@ impl Application {
         }
         let api =
             ApiTokenServiceServer::new(api).max_decoding_message_size(limits.max_message_size);
+        // Check's request carries the client's whole header block: the
+        // same message cap as every RPC.
+        let ext_authz =
+            AuthorizationServer::new(ext_authz).max_decoding_message_size(limits.max_message_size);
         // No `.timeout()`: the guard holds every call to its deadline and
         // answers DEADLINE_EXCEEDED, where tonic's would answer CANCELLED.
         let serve = builder
@@ -224,6 +234,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(api)
+            .add_service(ext_authz)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 signal,

@@ -4,6 +4,7 @@
 //! code that holds one never re-checks it.
 
 pub mod audit;
+pub mod credential;
 pub mod error;
 pub mod ids;
 pub mod list;

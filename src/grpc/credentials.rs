@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use http::{Extensions, HeaderMap};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use crate::domain::credential;
 use crate::domain::net::TrustedProxies;
 use crate::domain::secret::{TokenPrefix, TokenSecret};
 use crate::service::authenticate::Credentials;
@@ -40,13 +41,7 @@ pub fn secret(headers: &HeaderMap, prefix: &TokenPrefix) -> Result<TokenSecret, 
     let value = value
         .to_str()
         .map_err(|_| "malformed authorization header")?;
-    let (scheme, secret) = value
-        .split_once(' ')
-        .ok_or("malformed authorization header")?;
-    if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("api-token") {
-        return Err("not a bearer credential");
-    }
-    TokenSecret::parse(prefix, secret.trim_start_matches(' ')).map_err(|_| "malformed secret")
+    credential::secret(value, prefix)
 }
 
 /// The TCP peer of a call, from the connection info tonic puts in its

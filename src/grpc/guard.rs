@@ -72,6 +72,7 @@ pub use budget::{Budgets, Clients, Shed, Ticket, has_credential_shape};
 pub use deadline::call_deadline;
 
 use crate::config::Settings;
+use crate::grpc::ext_authz::Callers;
 use crate::telemetry::metrics::{CallLabels, Metrics, code_name, method_label};
 
 /// The header carrying the request id, in and out.
@@ -100,7 +101,12 @@ impl GuardLayer {
         };
         let limits = &settings.limits;
         Self {
-            budgets: Budgets::new(limits, settings.token_prefix.clone(), clients),
+            budgets: Budgets::new(
+                limits,
+                settings.token_prefix.clone(),
+                clients,
+                Callers::new(settings),
+            ),
             body_timeout: limits.request_body_timeout,
             request_timeout: limits.request_timeout,
             metrics,

@@ -19,6 +19,7 @@ use crate::domain::permission::Principal;
 use crate::domain::secret::TokenSecret;
 use crate::domain::subject::Subject;
 use crate::domain::time::{now_millis, now_seconds};
+use crate::domain::token::TokenType;
 use crate::store::{FailedToken, Store, StoreError};
 
 /// What a request presented, as the transport read it.
@@ -39,6 +40,8 @@ pub struct Caller {
     pub token_id: TokenId,
     /// The caller's token name.
     pub name: String,
+    /// The caller's token type.
+    pub token_type: TokenType,
     /// Its organization and roles: what authorization decides on.
     pub principal: Principal,
     /// The client address the request came from, if known.
@@ -156,6 +159,7 @@ impl Authenticator {
         Ok(Caller {
             token_id: found.id.clone(),
             name: found.name.to_string(),
+            token_type: found.token_type,
             principal: Principal {
                 organization: found.organization_id.clone(),
                 roles: found.roles.to_vec(),

@@ -9,6 +9,7 @@
 pub mod audit_text;
 pub mod authenticate;
 pub mod cache;
+pub mod check;
 pub mod error;
 pub mod feed;
 pub mod live;
@@ -40,6 +41,8 @@ pub struct Tokend {
     auth: Authenticator,
     prefix: TokenPrefix,
     database_budget: Duration,
+    misconfigured: check::SeenMisconfigurations,
+    check_stats: check::CheckStats,
 }
 
 impl Tokend {
@@ -57,6 +60,8 @@ impl Tokend {
             auth,
             prefix,
             database_budget,
+            misconfigured: check::SeenMisconfigurations::default(),
+            check_stats: check::CheckStats::default(),
         }
     }
 

@@ -239,6 +239,15 @@ impl Collector for Live {
         for (reason, count) in auth.stats().failures() {
             ConstCounter::new(count).encode(family.encode_family(&[("reason", reason)])?)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "tokend_ext_authz_checks",
+            "Envoy ext_authz Check verdicts by class (allowed; forbidden: the route's requirement is not met; route_misconfigured; unauthenticated; throttled; error: the database or a bug)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (verdict, count) in self.sources.tokend.check_stats().counts() {
+            ConstCounter::new(count).encode(family.encode_family(&[("verdict", verdict)])?)?;
+        }
         counter(
             &mut encoder,
             "tokend_auth_throttled",
@@ -346,6 +355,7 @@ pub fn method_label(path: &str) -> &'static str {
         "tokend.v1.ApiTokenService/ListAuditEvents",
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",
+        "envoy.service.auth.v3.Authorization/Check",
     ];
     let path = path.strip_prefix('/').unwrap_or(path);
     if let Some(known) = KNOWN.iter().find(|k| **k == path) {

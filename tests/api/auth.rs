@@ -183,9 +183,17 @@ async fn unusable_credentials_are_unauthenticated_alike(db: Db) {
     app.stop().await;
 }
 
+/// `Bearer` and Dynatrace's `Api-Token`, in any case (RFC 7235).
 async fn the_bearer_scheme_is_case_insensitive(db: Db) {
     let app = TestApp::spawn(db).await;
-    for scheme in ["Bearer", "bearer", "BEARER"] {
+    for scheme in [
+        "Bearer",
+        "bearer",
+        "BEARER",
+        "Api-Token",
+        "api-token",
+        "API-TOKEN",
+    ] {
         let value = format!("{scheme} {}", app.secret);
         let request = authorized(
             Some(&value),

@@ -12,6 +12,7 @@ mod authz;
 mod cli;
 mod crash;
 mod create;
+mod ext_authz;
 mod failures;
 mod faults;
 mod feed;

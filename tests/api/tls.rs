@@ -24,6 +24,7 @@ use crate::helpers::*;
 crate::both_databases!(
     tls_serves_tls_clients_only,
     mutual_tls_refuses_clients_without_a_valid_certificate,
+    ext_authz_check_is_open_to_mutual_tls_clients_only,
 );
 
 struct Ca {
@@ -73,6 +74,17 @@ async fn start(
     server_ca: &Ca,
     client_ca: Option<&Ca>,
 ) -> (SocketAddr, String, Replica, TestDb) {
+    start_with(db, dir, server_ca, client_ca, |_| {}).await
+}
+
+/// [`start`] with adjusted settings.
+async fn start_with(
+    db: Db,
+    dir: &Path,
+    server_ca: &Ca,
+    client_ca: Option<&Ca>,
+    configure: impl FnOnce(&mut tokend::config::Settings),
+) -> (SocketAddr, String, Replica, TestDb) {
     let (db, _, secret) = database_with_owner(db, "bootstrap").await;
     let url = db.url();
     let (cert, key) = leaf(server_ca, &["localhost", "127.0.0.1"], false);
@@ -83,6 +95,7 @@ async fn start(
     };
     let mut settings = test_settings(&url);
     settings.tls = Some(files);
+    configure(&mut settings);
     let app = Application::build(settings)
         .await
         .expect("build TLS server");
@@ -299,6 +312,53 @@ async fn mutual_tls_refuses_clients_without_a_valid_certificate(db: Db) {
     call(addr, Some(client_tls(&server_ca, Some(valid))), &secret)
         .await
         .expect("still serving");
+    replica.stop().await;
+}
+
+/// Envoy's Check from a peer outside `--ext-authz-allowed-peers` (none
+/// here): answered over mutual TLS, where the client's certificate is
+/// verified, and refused (PERMISSION_DENIED) over plain TLS, where anyone
+/// can connect.
+async fn ext_authz_check_is_open_to_mutual_tls_clients_only(db: Db) {
+    use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    let dir = tempfile::tempdir().expect("dir");
+    let server_ca = ca("tokend test server CA");
+    let client_ca = ca("tokend test client CA");
+    let no_peers = |s: &mut tokend::config::Settings| s.ext_authz.allowed_peers.clear();
+    let check = async |addr: SocketAddr, tls: ClientTlsConfig| {
+        let channel = Channel::from_shared(format!("https://{addr}"))
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls")
+            .connect()
+            .await
+            .expect("connect");
+        AuthorizationClient::new(channel)
+            .check(CheckRequest::default())
+            .await
+            .map(|r| r.into_inner())
+    };
+    let (addr, _, replica, _db) =
+        start_with(db, dir.path(), &server_ca, Some(&client_ca), no_peers).await;
+    let valid = leaf(&client_ca, &["gateway"], false);
+    let answer = check(addr, client_tls(&server_ca, Some(valid)))
+        .await
+        .expect("a verified mTLS client may call Check");
+    assert_eq!(
+        answer.status.map(|s| s.code),
+        Some(tonic::Code::Unauthenticated as i32),
+        "answered: a request without a credential is denied 401"
+    );
+    replica.stop().await;
+
+    let (addr, _, replica, _db) = start_with(db, dir.path(), &server_ca, None, no_peers).await;
+    let refused = check(addr, client_tls(&server_ca, None)).await;
+    assert_eq!(
+        refused.map_err(|s| s.code()).err(),
+        Some(tonic::Code::PermissionDenied),
+        "plain TLS from a peer that is not allowed"
+    );
     replica.stop().await;
 }
 

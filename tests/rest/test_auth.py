@@ -171,3 +171,21 @@ def test_every_rpc_has_a_rest_operation():
     rpcs = set(re.findall(r"\brpc (\w+) \(", described))
     assert rpcs, described
     assert {rpc for _, _, rpc in operations()} == rpcs
+
+
+@pytest.mark.parametrize("scheme", ["Api-Token", "api-token", "API-TOKEN", "bearer"])
+def test_the_api_token_scheme_is_accepted_wherever_bearer_is(scheme):
+    """Dynatrace's `Authorization: Api-Token <secret>` (scheme names are
+    case-insensitive, RFC 7235) on both path families."""
+    auth = {"authorization": f"{scheme} {SECRET}"}
+    looked_up = call("POST", "/api/v2/apiTokens/lookup", {"token": SECRET}, secret="", headers=auth)
+    assert looked_up.status == 200, looked_up
+    listed = call("GET", f"/iam/v1beta1/organizations/{ORG}/tokens?limit=1", secret="", headers=auth)
+    assert listed.status == 200, listed
+    made = call("POST", f"/iam/v1beta1/organizations/{ORG}/tokens",
+                {"name": unique("api-token"), "type": "WORKSPACE", "role": "WORKSPACE_MEMBER",
+                 "entityId": unique("ws")}, secret="", headers=auth)
+    assert made.status == 200, made
+    refused = call("GET", f"/iam/v1beta1/organizations/{ORG}/tokens", secret="",
+                   headers={"authorization": f"{scheme} {SECRET[:-1]}"})
+    assert refused.status == 401, refused

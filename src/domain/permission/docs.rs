@@ -169,6 +169,70 @@ fn hand_out_markdown() -> String {
     table
 }
 
+/// Which route requirements (ext_authz context extensions) one binding
+/// meets: a Markdown table generated from [`route::satisfies`], so the
+/// inclusion cannot drift from the docs.
+fn gateway_markdown() -> String {
+    use route::{Requirement, satisfies};
+    let org = OrganizationId::from_stored("org".to_owned());
+    let own = |t: EntityType| match t {
+        EntityType::Organization => EntityId::from(&org),
+        _ => EntityId::from_stored("x".into()),
+    };
+    let mut table = String::from(
+        "| role held (on entity E) | meets `tokend.required_role` on E | meets requirements on other entities of the organization |\n|---|---|---|\n",
+    );
+    for held in Role::ALL {
+        let held_type = EntityType::ALL
+            .into_iter()
+            .find(|e| held.fits(*e))
+            .unwrap_or(EntityType::Organization);
+        let deployment = held_type
+            .lives_in_deployment()
+            .then(|| EntityId::from_stored("dep".into()));
+        let roles = [RoleBinding::from_stored(
+            held_type,
+            own(held_type),
+            held,
+            deployment,
+        )];
+        let meets = |required: Role, entity_type: EntityType, entity_id: EntityId| {
+            satisfies(
+                &org,
+                &roles,
+                &Requirement::Role {
+                    organization: org.clone(),
+                    role: required,
+                    entity_type,
+                    entity_id,
+                },
+            )
+        };
+        let same: Vec<&str> = Role::ALL
+            .into_iter()
+            .filter(|r| r.fits(held_type) && meets(*r, held_type, own(held_type)))
+            .map(Role::as_str)
+            .collect();
+        let elsewhere = Role::ALL.into_iter().all(|r| {
+            EntityType::ALL
+                .into_iter()
+                .filter(|t| r.fits(*t))
+                .all(|t| meets(r, t, EntityId::from_stored("elsewhere".into())))
+        });
+        let _ = writeln!(
+            table,
+            "| {held} ({held_type}) | {} | {} |",
+            same.join(", "),
+            if elsewhere {
+                "every role, on every entity"
+            } else {
+                "—"
+            }
+        );
+    }
+    table
+}
+
 /// Describes what `roles` may grant, for the matrix.
 fn grants(roles: &[RoleBinding], org: &EntityId, ws: &EntityId, dep: &EntityId) -> String {
     let samples = [
@@ -241,6 +305,7 @@ fn docs_match_the_code() {
     let generated = [
         ("matrix", matrix_markdown()),
         ("hand-out", hand_out_markdown()),
+        ("gateway", gateway_markdown()),
     ];
     let write = std::env::var_os("TOKEND_WRITE_DOCS").is_some();
     for (name, table) in generated {

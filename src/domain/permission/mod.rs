@@ -16,6 +16,8 @@ use super::ids::{EntityId, OrganizationId};
 use super::role::{EntityType, Role, RoleBinding};
 use super::token::TokenType;
 
+pub mod route;
+
 #[cfg(test)]
 mod docs;
 

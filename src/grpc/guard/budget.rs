@@ -13,6 +13,7 @@ use crate::domain::net::TrustedProxies;
 use crate::domain::net::truncate;
 use crate::domain::secret::TokenPrefix;
 use crate::grpc::credentials;
+use crate::grpc::ext_authz::{CHECK_PATH, Callers};
 use crate::telemetry::metrics;
 
 /// Why a call was refused at once.
@@ -84,12 +85,14 @@ pub struct Budgets {
     per_client: Option<Arc<ClientSlots>>,
     prefix: TokenPrefix,
     clients: Clients,
+    gateways: Callers,
 }
 
 impl Budgets {
     /// Budgets sized by `limits`, for credentials of `prefix`, with clients
     /// told apart as `clients` says.
-    pub fn new(limits: &Limits, prefix: TokenPrefix, clients: Clients) -> Self {
+    /// `gateways` are the callers admitted to ext_authz Check.
+    pub fn new(limits: &Limits, prefix: TokenPrefix, clients: Clients, gateways: Callers) -> Self {
         let main = limits.max_in_flight.max(1);
         let per_client = match limits.max_in_flight_per_client {
             0 => None,
@@ -101,11 +104,28 @@ impl Budgets {
             per_client,
             prefix,
             clients,
+            gateways,
         }
     }
 
     /// Takes the slots `request` needs, or says which budget is full.
     pub fn admit<B>(&self, request: &Request<B>) -> Result<Ticket, Shed> {
+        // A gateway's Check carries no credential in its own headers (the
+        // client's is in the message) and speaks for many clients: from an
+        // admitted gateway it draws on the main budget without a per-client
+        // share (the throttle still sees each client). From anyone else it
+        // is refused in the handler, and waits in the small budget.
+        if request.uri().path() == CHECK_PATH && self.gateways.admits(request.extensions()) {
+            let permit = self
+                .main
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Shed::InFlight)?;
+            return Ok(Ticket {
+                _permit: permit,
+                _client: None,
+            });
+        }
         if !has_credential_shape(request.headers(), &self.prefix) {
             let permit = self
                 .unauthenticated
@@ -326,7 +346,8 @@ mod tests {
             ),
             ipv6_prefix: 64,
         };
-        let budgets = Budgets::new(&limits, prefix.clone(), clients);
+        let settings = crate::config::Settings::from_command_line(["serve"]).unwrap();
+        let budgets = Budgets::new(&limits, prefix.clone(), clients, Callers::new(&settings));
         let secret = TokenSecret::generate(TokenId::generate(1, [1; 10])).unwrap();
         let bearer = format!("Bearer {}", secret.reveal(&prefix).into_exposed());
         let request = |auth: Option<&str>, forwarded: &str| {
