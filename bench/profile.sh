@@ -49,7 +49,26 @@ pg1=$(pg_cpu); t1=$(tokend_cpu)
   echo "# bench/profile.sh $db $scenario $* ($(date -u +%FT%TZ), $(nproc) cores, load generator on the same machine)"
   echo "# load: $(cat "$work/load.json")"
   echo "# CPU seconds over the loaded run ($((SECONDS_ + 2)) s): tokend $((t1 - t0)), PostgreSQL backends $((pg1 - pg0))"
-  echo "# perf report --no-children --sort dso,symbol (self time), top 45:"
+  echo "# self time by binary (perf report --no-children --sort dso):"
+  perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | sed 's/[[:space:]]*$//' | head -8
+  echo "# self time of tokend's own binary by crate (first path segment of the symbol):"
+  perf report -i "$work/perf.data" --no-children --dsos tokend --sort symbol --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | python3 -c '
+import re, sys, collections
+shares = collections.Counter()
+for line in sys.stdin:
+    m = re.match(r"\s*([0-9.]+)%\s+\[\.\]\s+(.*)", line)
+    if not m:
+        continue
+    sym = m.group(2).strip()
+    sym = re.sub(r"^<", "", sym)
+    crate = re.split(r"::|<| as ", sym)[0] or sym
+    shares[crate] += float(m.group(1))
+for crate, share in shares.most_common(15):
+    print(f"{share:7.2f}%  {crate}")
+'
+  echo "# top 30 symbols (self time, all binaries):"
   perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -45
+    | grep -E '^ +[0-9]' | sed 's/[[:space:]]*-[[:space:]]*-[[:space:]]*$//; s/[[:space:]]*$//' | head -30
 } | tee "$out"
