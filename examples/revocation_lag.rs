@@ -127,15 +127,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ))
             .await?
             .into_inner();
+        let secret = token.token.as_deref().unwrap_or_default();
         for _ in 0..2 {
-            if !accepted(
-                &mut b,
-                token.token.as_deref().unwrap_or_default(),
-                &org,
-                &token.id,
-            )
-            .await?
-            {
+            if !accepted(&mut b, secret, &org, &token.id).await? {
                 return Err(format!("trial {trial}: B refused a new token").into());
             }
         }
@@ -164,14 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         loop {
             let sent = Instant::now();
             polls += 1;
-            if !accepted(
-                &mut b,
-                token.token.as_deref().unwrap_or_default(),
-                &org,
-                &token.id,
-            )
-            .await?
-            {
+            if !accepted(&mut b, secret, &org, &token.id).await? {
                 lags.push(sent.duration_since(acknowledged).as_micros());
                 break;
             }

@@ -99,10 +99,10 @@ impl UsageRecorder {
         match pending.get_mut(&credential.id) {
             Some(entry) if entry.at > at => {}
             Some(entry) => {
-                if entry.at != at || entry.ip.as_deref() != ip {
-                    entry.at = at;
+                if entry.ip.as_deref() != ip {
                     entry.ip = ip.map(str::to_owned);
                 }
+                entry.at = at;
                 entry.credential = Arc::clone(credential);
             }
             None => {

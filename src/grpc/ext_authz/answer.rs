@@ -10,7 +10,7 @@ use envoy_types::ext_authz::v3::{
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 use tonic::Status;
 
-use super::{IDENTITY_PREFIX, ORGANIZATION_ID, ROLES, TOKEN_ID, TOKEN_TYPE};
+use super::{ORGANIZATION_ID, ROLES, TOKEN_ID, TOKEN_TYPE};
 use crate::domain::permission::binding_resource;
 use crate::service::{Caller, Error};
 
@@ -30,23 +30,32 @@ pub(super) fn allowed(
         .iter()
         .map(|b| format!("{}:{}", b.role(), binding_resource(org, b)))
         .collect();
+    // Each identity header with its key in the dynamic metadata.
     let identity = [
-        (TOKEN_ID, caller.token_id.as_str().to_owned()),
-        (ORGANIZATION_ID, org.as_str().to_owned()),
-        (TOKEN_TYPE, caller.token_type.as_str().to_owned()),
-        (ROLES, roles.join(",")),
+        (TOKEN_ID, "token_id", caller.token_id.as_str().to_owned()),
+        (ORGANIZATION_ID, "organization_id", org.as_str().to_owned()),
+        (
+            TOKEN_TYPE,
+            "token_type",
+            caller.token_type.as_str().to_owned(),
+        ),
     ];
     let mut ok = OkHttpResponseBuilder::new();
-    for (name, value) in &identity {
+    let headers = identity
+        .iter()
+        .map(|(name, _, value)| (*name, value.clone()))
+        .chain([(ROLES, roles.join(","))]);
+    for (name, value) in headers {
         ok.add_header(
-            *name,
-            value.clone(),
+            name,
+            value,
             Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
             true,
         );
     }
     for name in client_headers {
-        if !identity.iter().any(|(set, _)| set == name) {
+        let set = name == ROLES || identity.iter().any(|(set, _, _)| set == name);
+        if !set {
             ok.remove_header(name.clone());
         }
     }
@@ -56,12 +65,9 @@ pub(super) fn allowed(
     let text = |s: String| Value {
         kind: Some(Kind::StringValue(s)),
     };
-    let mut fields: HashMap<String, Value> = identity[..3]
-        .iter()
-        .map(|(name, value)| {
-            let key = name.trim_start_matches(IDENTITY_PREFIX).replace('-', "_");
-            (key, text(value.clone()))
-        })
+    let mut fields: HashMap<String, Value> = identity
+        .into_iter()
+        .map(|(_, key, value)| (key.to_owned(), text(value)))
         .collect();
     fields.insert(
         "roles".into(),
